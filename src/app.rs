@@ -1,0 +1,238 @@
+//! The request handler: route, authenticate, parse, store, answer — the same
+//! for API Gateway (REST and HTTP APIs), Lambda Function URLs, ALB and the local server.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use tracing::{error, info, warn};
+
+use crate::auth::Clock;
+use crate::config::Config;
+use crate::error::Error;
+use crate::providers::{self, AuthContext, Inbound, Provider};
+use crate::store::{EventStore, PutOutcome};
+
+/// The webhook receiver, built once at cold start and shared by every request.
+pub struct App<S> {
+    config: Config,
+    store: S,
+    clock: Arc<dyn Clock>,
+}
+
+/// What a successful request did.
+enum Success {
+    /// A GET/HEAD probe of a provider URL.
+    Probe,
+    /// Events were stored.
+    Stored {
+        received: usize,
+        outcome: PutOutcome,
+        auth: &'static str,
+    },
+}
+
+impl<S: EventStore> App<S> {
+    /// Builds the app; logs once for every provider with no secret configured.
+    pub fn new(config: Config, store: S, clock: Arc<dyn Clock>) -> Self {
+        for provider in providers::ALL {
+            if config.secrets_for(provider.name()).is_empty() {
+                warn!(
+                    provider = provider.name(),
+                    env = provider.secrets_env(),
+                    "no secret configured: every request for this provider will be refused with 401"
+                );
+            }
+        }
+        App {
+            config,
+            store,
+            clock,
+        }
+    }
+
+    /// The configuration the app runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles one request and logs one structured line about it.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let started = Instant::now();
+        let path = request.uri().path().to_owned();
+        let provider = route(&path).ok().map(|p| p.name());
+        let result = self.process(&request).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let provider = provider.unwrap_or("-");
+        let method = request.method().as_str();
+        match result {
+            Ok(Success::Probe) => {
+                info!(
+                    provider,
+                    method,
+                    status = 200,
+                    outcome = "probe",
+                    latency_ms,
+                    "request"
+                );
+                respond(
+                    StatusCode::OK,
+                    json!({"code": 0, "message": "ok", "provider": provider}).to_string(),
+                )
+            }
+            Ok(Success::Stored {
+                received,
+                outcome,
+                auth,
+            }) => {
+                info!(
+                    provider,
+                    method,
+                    status = 200,
+                    outcome = "stored",
+                    auth,
+                    received,
+                    stored = outcome.stored,
+                    duplicates = outcome.duplicates,
+                    latency_ms,
+                    "request"
+                );
+                let body = json!({
+                    "code": 0, "message": "ok", "received": received,
+                    "stored": outcome.stored, "duplicates": outcome.duplicates,
+                });
+                respond(StatusCode::OK, body.to_string())
+            }
+            Err(err) => {
+                let status = err.status();
+                if let Error::Storage(detail) = &err {
+                    error!(provider, method, status, outcome = err.code(), error = %detail, latency_ms, "request");
+                } else {
+                    warn!(provider, method, status, outcome = err.code(), error = %err, latency_ms, "request");
+                }
+                let code =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                respond(code, err.body())
+            }
+        }
+    }
+
+    async fn process(&self, request: &Request) -> Result<Success, Error> {
+        let provider = route(request.uri().path())?;
+        match *request.method() {
+            Method::GET | Method::HEAD => return Ok(Success::Probe),
+            Method::POST => {}
+            _ => return Err(Error::MethodNotAllowed),
+        }
+        let body: &[u8] = request.body().as_ref();
+        if body.len() > self.config.max_body_bytes {
+            return Err(Error::PayloadTooLarge(self.config.max_body_bytes));
+        }
+        let headers = header_pairs(request);
+        let query = query_pairs(request.uri().query());
+        let inbound = Inbound {
+            headers: &headers,
+            query: &query,
+            body,
+        };
+        let ctx = AuthContext {
+            secrets: self.config.secrets_for(provider.name()),
+            freshness: self.config.freshness,
+            clock: self.clock.as_ref(),
+        };
+        let auth = provider.authenticate(&inbound, &ctx)?;
+        let events = provider.parse(body)?;
+        let outcome = self.store.put_events(&events, self.clock.now_ms()).await?;
+        Ok(Success::Stored {
+            received: events.len(),
+            outcome,
+            auth,
+        })
+    }
+}
+
+/// Finds the provider in `.../webhooks/{provider}` (a stage prefix and one
+/// trailing slash are allowed; dot segments and encoded slashes are not).
+pub fn route(path: &str) -> Result<&'static dyn Provider, Error> {
+    let lowered = path.to_ascii_lowercase();
+    if lowered.contains("%2f") || lowered.contains("%5c") || path.contains('\\') {
+        return Err(Error::NotFound);
+    }
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    if segments
+        .iter()
+        .any(|s| s.is_empty() || *s == "." || *s == "..")
+    {
+        return Err(Error::NotFound);
+    }
+    match segments.as_slice() {
+        [.., "webhooks", name] => providers::by_name(name).ok_or(Error::UnknownProvider),
+        _ => Err(Error::NotFound),
+    }
+}
+
+fn header_pairs(request: &Request) -> Vec<(String, String)> {
+    request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn respond(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(path: &str) -> Result<&'static str, &'static str> {
+        route(path).map(|p| p.name()).map_err(|e| e.code())
+    }
+
+    #[test]
+    fn routes_with_and_without_stage_prefix() {
+        assert_eq!(name("/webhooks/tencent"), Ok("tencent"));
+        assert_eq!(name("/prod/webhooks/engagelab"), Ok("engagelab"));
+        assert_eq!(name("/webhooks/uspeedo/"), Ok("uspeedo"));
+    }
+
+    #[test]
+    fn rejects_unknown_providers_and_path_tricks() {
+        assert_eq!(name("/webhooks/sendgrid"), Err("unknown_provider"));
+        assert_eq!(name("/webhooks/Tencent"), Err("unknown_provider"));
+        assert_eq!(name("/webhooks"), Err("not_found"));
+        assert_eq!(name("/"), Err("not_found"));
+        assert_eq!(name("/webhooks/../webhooks/tencent"), Err("not_found"));
+        assert_eq!(name("/webhooks%2ftencent"), Err("not_found"));
+        assert_eq!(name("/webhooks//tencent"), Err("not_found"));
+        assert_eq!(name("/webhooks/tencent//"), Err("not_found"));
+    }
+
+    #[test]
+    fn query_is_decoded() {
+        assert_eq!(
+            query_pairs(Some("token=a%2Bb&x=1")),
+            vec![("token".into(), "a+b".into()), ("x".into(), "1".into())]
+        );
+        assert!(query_pairs(None).is_empty());
+    }
+}

@@ -1,0 +1,322 @@
+//! Shared verification pieces: constant-time comparison, secret tokens (query or
+//! HTTP Basic), timestamp freshness with an injectable clock, and typed errors.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use subtle::ConstantTimeEq;
+
+use crate::event::unix_to_ms;
+
+/// Why a request was not authenticated. The message names the problem class,
+/// never the expected value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The provider has no secret configured, so every request is refused.
+    #[error("no secret is configured for this provider; all requests are refused")]
+    NotConfigured,
+    /// Neither a `token` query parameter nor HTTP Basic credentials were sent.
+    #[error("missing credentials: send ?token=... or HTTP Basic auth")]
+    MissingToken,
+    /// The token did not match any configured secret.
+    #[error("bad token")]
+    BadToken,
+    /// A required header was absent (or empty).
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    /// The same authentication header was sent more than once.
+    #[error("header {0} sent more than once")]
+    DuplicateHeader(&'static str),
+    /// The token in the query and in Basic auth disagree.
+    #[error("conflicting credentials: query token and Basic auth differ")]
+    ConflictingTokens,
+    /// The timestamp header is not a number.
+    #[error("malformed timestamp")]
+    MalformedTimestamp,
+    /// The timestamp is outside the tolerance window.
+    #[error("stale or future timestamp: outside the {0} s tolerance window")]
+    StaleTimestamp(u64),
+    /// The signature did not match any configured secret or algorithm.
+    #[error("bad signature")]
+    BadSignature,
+}
+
+impl AuthError {
+    /// A stable machine-readable name for the error class.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::NotConfigured => "not_configured",
+            AuthError::MissingToken => "missing_credentials",
+            AuthError::BadToken => "bad_token",
+            AuthError::MissingHeader(_) => "missing_header",
+            AuthError::DuplicateHeader(_) => "duplicate_header",
+            AuthError::ConflictingTokens => "conflicting_credentials",
+            AuthError::MalformedTimestamp => "malformed_timestamp",
+            AuthError::StaleTimestamp(_) => "stale_timestamp",
+            AuthError::BadSignature => "bad_signature",
+        }
+    }
+}
+
+/// A source of the current time, injectable for tests.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The real wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// A clock stopped at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// True if `candidate` equals any of `secrets`. Every secret is compared, so the
+/// time taken does not reveal which one (if any) matched.
+pub fn matches_any(candidate: &[u8], secrets: &[String]) -> bool {
+    secrets.iter().fold(false, |found, secret| {
+        found | constant_time_eq(candidate, secret.as_bytes())
+    })
+}
+
+/// The request parts a provider may authenticate against.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// Every value of the `token` query parameter.
+    pub query_tokens: &'a [String],
+    /// The `Authorization` header values.
+    pub authorization: &'a [&'a str],
+}
+
+/// Verifies a shared secret token sent as `?token=` or as the HTTP Basic password.
+///
+/// Both may be sent; then they must agree. Any user name is accepted with Basic.
+pub fn verify_token(creds: Credentials<'_>, secrets: &[String]) -> Result<(), AuthError> {
+    if secrets.is_empty() {
+        return Err(AuthError::NotConfigured);
+    }
+    let query = match creds.query_tokens {
+        [] => None,
+        [one] => Some(one.as_str()),
+        _ => return Err(AuthError::ConflictingTokens),
+    };
+    let basic = match creds.authorization {
+        [] => None,
+        [one] => basic_password(one),
+        _ => return Err(AuthError::DuplicateHeader("Authorization")),
+    };
+    let token = match (query, basic.as_deref()) {
+        (None, None) => return Err(AuthError::MissingToken),
+        (Some(q), Some(b)) if !constant_time_eq(q.as_bytes(), b.as_bytes()) => {
+            return Err(AuthError::ConflictingTokens);
+        }
+        (Some(q), _) => q,
+        (None, Some(b)) => b,
+    };
+    if token.is_empty() {
+        return Err(AuthError::MissingToken);
+    }
+    if matches_any(token.as_bytes(), secrets) {
+        Ok(())
+    } else {
+        Err(AuthError::BadToken)
+    }
+}
+
+/// Extracts the password of an HTTP Basic `Authorization` header value.
+fn basic_password(header: &str) -> Option<String> {
+    let (scheme, encoded) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_user, password) = text.split_once(':')?;
+    Some(password.to_owned())
+}
+
+/// How far a signed timestamp may be from now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Accept timestamps within this many seconds, past or future.
+    Within(u64),
+    /// Development only: accept any timestamp (static sample events).
+    Disabled,
+}
+
+/// Parses a timestamp header (seconds or milliseconds) and checks it is fresh.
+/// Returns the timestamp in milliseconds.
+pub fn check_timestamp(
+    raw: &str,
+    freshness: Freshness,
+    clock: &dyn Clock,
+) -> Result<i64, AuthError> {
+    let value: i64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| AuthError::MalformedTimestamp)?;
+    let ts_ms = unix_to_ms(value);
+    if let Freshness::Within(secs) = freshness {
+        let tolerance_ms = i64::try_from(secs)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1000);
+        if clock.now_ms().saturating_sub(ts_ms).saturating_abs() > tolerance_ms {
+            return Err(AuthError::StaleTimestamp(secs));
+        }
+    }
+    Ok(ts_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets() -> Vec<String> {
+        vec!["old-secret".into(), "new-secret".into()]
+    }
+
+    fn basic(user: &str, pass: &str) -> String {
+        let enc = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        format!("Basic {enc}")
+    }
+
+    #[test]
+    fn token_in_query_or_basic_is_accepted_for_every_rotated_secret() {
+        for s in ["old-secret", "new-secret"] {
+            let q = vec![s.to_owned()];
+            assert_eq!(
+                verify_token(
+                    Credentials {
+                        query_tokens: &q,
+                        authorization: &[]
+                    },
+                    &secrets()
+                ),
+                Ok(())
+            );
+            let h = basic("tencent", s);
+            assert_eq!(
+                verify_token(
+                    Credentials {
+                        query_tokens: &[],
+                        authorization: &[&h]
+                    },
+                    &secrets()
+                ),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn token_failures_are_classified() {
+        let none = Credentials {
+            query_tokens: &[],
+            authorization: &[],
+        };
+        assert_eq!(verify_token(none, &secrets()), Err(AuthError::MissingToken));
+        assert_eq!(verify_token(none, &[]), Err(AuthError::NotConfigured));
+        let wrong = vec!["wrong".to_owned()];
+        assert_eq!(
+            verify_token(
+                Credentials {
+                    query_tokens: &wrong,
+                    authorization: &[]
+                },
+                &secrets()
+            ),
+            Err(AuthError::BadToken)
+        );
+        let two = vec!["old-secret".to_owned(), "new-secret".to_owned()];
+        assert_eq!(
+            verify_token(
+                Credentials {
+                    query_tokens: &two,
+                    authorization: &[]
+                },
+                &secrets()
+            ),
+            Err(AuthError::ConflictingTokens)
+        );
+        let q = vec!["old-secret".to_owned()];
+        let h = basic("u", "new-secret");
+        assert_eq!(
+            verify_token(
+                Credentials {
+                    query_tokens: &q,
+                    authorization: &[&h]
+                },
+                &secrets()
+            ),
+            Err(AuthError::ConflictingTokens)
+        );
+        let bearer = "Bearer old-secret";
+        assert_eq!(
+            verify_token(
+                Credentials {
+                    query_tokens: &[],
+                    authorization: &[bearer]
+                },
+                &secrets()
+            ),
+            Err(AuthError::MissingToken)
+        );
+    }
+
+    #[test]
+    fn timestamp_window_accepts_seconds_and_millis_and_rejects_outside() {
+        let clock = FixedClock(1_700_000_000_000);
+        let w = Freshness::Within(300);
+        assert_eq!(
+            check_timestamp("1700000000", w, &clock),
+            Ok(1_700_000_000_000)
+        );
+        assert_eq!(
+            check_timestamp("1700000299000", w, &clock),
+            Ok(1_700_000_299_000)
+        );
+        assert_eq!(
+            check_timestamp("1699999699", w, &clock),
+            Err(AuthError::StaleTimestamp(300))
+        );
+        assert_eq!(
+            check_timestamp("1700000301", w, &clock),
+            Err(AuthError::StaleTimestamp(300))
+        );
+        assert_eq!(
+            check_timestamp("soon", w, &clock),
+            Err(AuthError::MalformedTimestamp)
+        );
+        assert_eq!(check_timestamp("1", Freshness::Disabled, &clock), Ok(1000));
+    }
+
+    #[test]
+    fn matches_any_checks_all_secrets() {
+        assert!(matches_any(b"new-secret", &secrets()));
+        assert!(!matches_any(b"new-secre", &secrets()));
+        assert!(!matches_any(b"", &secrets()));
+    }
+}

@@ -1,0 +1,196 @@
+//! Configuration from the environment, read once at cold start.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::auth::Freshness;
+use crate::providers;
+
+/// Default freshness window for signed timestamps, in seconds.
+pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+/// Default largest accepted body: Lambda's synchronous payload limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// Default bound on the whole storage call, retries included; EngageLab waits 3 s.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(2500);
+
+/// Everything the handler needs to know from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// DynamoDB table name (`TABLE_NAME`).
+    pub table_name: String,
+    /// Valid secrets per provider name; several at once during rotation.
+    pub secrets: BTreeMap<&'static str, Vec<String>>,
+    /// Freshness window for signed timestamps.
+    pub freshness: Freshness,
+    /// Days to keep events (`EVENT_RETENTION_DAYS`); sets the `expires_at` TTL attribute.
+    pub retention_days: Option<u32>,
+    /// Largest accepted body in bytes (`MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Bound on one storage call including SDK retries (`STORE_TIMEOUT_MS`).
+    pub store_timeout: Duration,
+}
+
+/// A setting that is present but unusable; the function refuses to start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {name}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+/// The development-only switch that turns the timestamp window off.
+pub const DEV_SKIP_FRESHNESS_ENV: &str = "MAILHOOKS_DEV_SKIP_FRESHNESS";
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let table_name = get("TABLE_NAME")
+            .filter(|t| !t.trim().is_empty())
+            .ok_or(ConfigError {
+                name: "TABLE_NAME",
+                problem: "must be set",
+            })?;
+        let secrets = providers::ALL
+            .iter()
+            .map(|p| (p.name(), split_secrets(get(p.secrets_env()).as_deref())))
+            .collect();
+        let tolerance = parse_number(&get, "SIGNATURE_TOLERANCE_SECS", DEFAULT_TOLERANCE_SECS)?;
+        let freshness = if is_true(get(DEV_SKIP_FRESHNESS_ENV).as_deref()) {
+            Freshness::Disabled
+        } else {
+            Freshness::Within(tolerance)
+        };
+        let retention_days = match get("EVENT_RETENTION_DAYS").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(v) => Some(v.trim().parse::<u32>().ok().filter(|d| *d > 0).ok_or(
+                ConfigError {
+                    name: "EVENT_RETENTION_DAYS",
+                    problem: "must be a positive whole number of days",
+                },
+            )?),
+        };
+        let max_body_bytes = parse_number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)?;
+        let store_timeout_ms = parse_number(
+            &get,
+            "STORE_TIMEOUT_MS",
+            DEFAULT_STORE_TIMEOUT.as_millis() as u64,
+        )?;
+        Ok(Config {
+            table_name: table_name.trim().to_owned(),
+            secrets,
+            freshness,
+            retention_days,
+            max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            store_timeout: Duration::from_millis(store_timeout_ms),
+        })
+    }
+
+    /// The secrets configured for a provider (empty: the provider rejects everything).
+    pub fn secrets_for(&self, provider: &str) -> &[String] {
+        self.secrets.get(provider).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn split_secrets(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn is_true(value: Option<&str>) -> bool {
+    matches!(
+        value.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        Some("1" | "true" | "yes")
+    )
+}
+
+fn parse_number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match get(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(ConfigError {
+                name,
+                problem: "must be a positive whole number",
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn secrets_are_comma_separated_lists_per_provider() {
+        let c = config(&[
+            ("TABLE_NAME", "t"),
+            ("TENCENT_TOKENS", " a, b ,,"),
+            ("ENGAGELAB_APP_KEYS", "k"),
+        ])
+        .unwrap();
+        assert_eq!(c.secrets_for("tencent"), ["a", "b"]);
+        assert_eq!(c.secrets_for("engagelab"), ["k"]);
+        assert!(c.secrets_for("uspeedo").is_empty());
+        assert_eq!(c.freshness, Freshness::Within(300));
+        assert_eq!(c.retention_days, None);
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn overrides_and_dev_switch() {
+        let c = config(&[
+            ("TABLE_NAME", "t"),
+            ("SIGNATURE_TOLERANCE_SECS", "60"),
+            ("EVENT_RETENTION_DAYS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(c.freshness, Freshness::Within(60));
+        assert_eq!(c.retention_days, Some(30));
+        let c = config(&[("TABLE_NAME", "t"), (DEV_SKIP_FRESHNESS_ENV, "true")]).unwrap();
+        assert_eq!(c.freshness, Freshness::Disabled);
+    }
+
+    #[test]
+    fn bad_values_refuse_to_start() {
+        assert_eq!(config(&[]).unwrap_err().name, "TABLE_NAME");
+        assert_eq!(
+            config(&[("TABLE_NAME", "t"), ("SIGNATURE_TOLERANCE_SECS", "soon")])
+                .unwrap_err()
+                .name,
+            "SIGNATURE_TOLERANCE_SECS"
+        );
+        assert_eq!(
+            config(&[("TABLE_NAME", "t"), ("EVENT_RETENTION_DAYS", "0")])
+                .unwrap_err()
+                .name,
+            "EVENT_RETENTION_DAYS"
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! Lenient JSON access shared by the providers: numbers that arrive as strings
+//! and vice versa, empty strings treated as absent, and typed parse errors.
+
+use serde_json::{Map, Value};
+
+use crate::event::EmailEvent;
+
+/// Why a body could not be turned into events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The body is empty.
+    #[error("empty body")]
+    EmptyBody,
+    /// The body is not UTF-8 text.
+    #[error("body is not valid UTF-8")]
+    NotUtf8,
+    /// The body is not JSON.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// The JSON does not have the provider's shape.
+    #[error("unexpected shape: {0}")]
+    WrongShape(String),
+    /// The body holds no event.
+    #[error("no events in body")]
+    NoEvents,
+    /// An event lacks a field every event must have.
+    #[error("event {index}: missing or invalid {field}")]
+    MissingField {
+        /// Position of the event in the body.
+        index: usize,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A key field is longer than DynamoDB allows.
+    #[error("event {index}: {field} is too long")]
+    TooLong {
+        /// Position of the event in the body.
+        index: usize,
+        /// The oversized field.
+        field: &'static str,
+    },
+}
+
+impl ParseError {
+    /// A stable machine-readable name for the error class.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ParseError::EmptyBody => "empty_body",
+            ParseError::NotUtf8 => "not_utf8",
+            ParseError::InvalidJson(_) => "invalid_json",
+            ParseError::WrongShape(_) => "wrong_shape",
+            ParseError::NoEvents => "no_events",
+            ParseError::MissingField { .. } => "missing_field",
+            ParseError::TooLong { .. } => "field_too_long",
+        }
+    }
+}
+
+/// Longest message id / recipient we store (DynamoDB key attributes allow 2048 bytes for a partition key).
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Parses a body into JSON, distinguishing empty, non-UTF-8 and malformed input.
+pub fn parse_body(body: &[u8]) -> Result<Value, ParseError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::EmptyBody);
+    }
+    let text = std::str::from_utf8(body).map_err(|_| ParseError::NotUtf8)?;
+    serde_json::from_str(text).map_err(|e| ParseError::InvalidJson(e.to_string()))
+}
+
+/// Checks the key fields of parsed events and that there is at least one.
+pub fn validate(events: Vec<EmailEvent>) -> Result<Vec<EmailEvent>, ParseError> {
+    if events.is_empty() {
+        return Err(ParseError::NoEvents);
+    }
+    for (index, event) in events.iter().enumerate() {
+        if event.message_id.len() > MAX_KEY_BYTES {
+            return Err(ParseError::TooLong {
+                index,
+                field: "message id",
+            });
+        }
+        if event
+            .recipient
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_KEY_BYTES)
+        {
+            return Err(ParseError::TooLong {
+                index,
+                field: "recipient",
+            });
+        }
+    }
+    Ok(events)
+}
+
+/// The value as an object, or a shape error naming what was expected.
+pub fn as_object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, ParseError> {
+    value
+        .as_object()
+        .ok_or_else(|| ParseError::WrongShape(format!("{what} must be a JSON object")))
+}
+
+/// Looks a key up exactly, then case-insensitively (Tencent documents `bulkid`, sends `bulkId`).
+pub fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// A field as text: strings as-is, numbers and booleans formatted; empty or null is `None`.
+pub fn text(obj: &Map<String, Value>, key: &str) -> Option<String> {
+    value_text(get(obj, key)?)
+}
+
+/// A value as text: strings as-is, numbers and booleans formatted; empty or null is `None`.
+pub fn value_text(value: &Value) -> Option<String> {
+    let s = match value {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    (!s.is_empty()).then_some(s)
+}
+
+/// A field as an integer: JSON integers, integral floats, or numeric strings.
+pub fn int(obj: &Map<String, Value>, key: &str) -> Option<i64> {
+    match get(obj, key)? {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A field as an object, when it is one.
+pub fn object<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
+    get(obj, key)?.as_object()
+}
+
+/// Canonical JSON text of a value: sorted keys, no whitespace.
+pub fn canonical(value: &Value) -> String {
+    // serde_json's map is a BTreeMap here (no `preserve_order`), so keys come out sorted.
+    value.to_string()
+}
+
+/// The SMTP reply code at the start of a failure text, e.g. `551 5.1.1` from
+/// `551 5.1.1 recipient is not exist`.
+pub fn smtp_code(reason: &str) -> Option<String> {
+    let mut words = reason.split_whitespace();
+    let basic = words
+        .next()
+        .filter(|w| w.len() == 3 && w.bytes().all(|b| b.is_ascii_digit()))?;
+    match words.next() {
+        Some(enhanced) if is_enhanced_code(enhanced) => Some(format!("{basic} {enhanced}")),
+        _ => Some(basic.to_owned()),
+    }
+}
+
+fn is_enhanced_code(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Joins browser and OS descriptions into one user-agent-like string.
+pub fn client_description(
+    browser: Option<String>,
+    browser_ver: Option<String>,
+    os: Option<String>,
+    os_ver: Option<String>,
+) -> Option<String> {
+    let join = |name: Option<String>, ver: Option<String>| match (name, ver) {
+        (Some(n), Some(v)) => Some(format!("{n} {v}")),
+        (n, _) => n,
+    };
+    match (join(browser, browser_ver), join(os, os_ver)) {
+        (Some(b), Some(o)) => Some(format!("{b} / {o}")),
+        (b, o) => b.or(o),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn body_errors_are_classified() {
+        assert_eq!(parse_body(b""), Err(ParseError::EmptyBody));
+        assert_eq!(parse_body(b"  \n"), Err(ParseError::EmptyBody));
+        assert_eq!(parse_body(&[0x7b, 0xff, 0x7d]), Err(ParseError::NotUtf8));
+        assert!(matches!(parse_body(b"{"), Err(ParseError::InvalidJson(_))));
+        assert_eq!(parse_body(b"[]"), Ok(json!([])));
+    }
+
+    #[test]
+    fn lenient_numbers_and_strings() {
+        let v = json!({"a": "42", "b": 7, "c": "", "d": 1.0e3, "e": "x", "bulkId": "B"});
+        let o = v.as_object().unwrap();
+        assert_eq!(int(o, "a"), Some(42));
+        assert_eq!(int(o, "d"), Some(1000));
+        assert_eq!(int(o, "e"), None);
+        assert_eq!(text(o, "b"), Some("7".into()));
+        assert_eq!(text(o, "c"), None);
+        assert_eq!(text(o, "bulkid"), Some("B".into()));
+    }
+
+    #[test]
+    fn smtp_codes_are_extracted() {
+        assert_eq!(
+            smtp_code("551 5.1.1 recipient is not exist"),
+            Some("551 5.1.1".into())
+        );
+        assert_eq!(smtp_code("550 mailbox unavailable"), Some("550".into()));
+        assert_eq!(smtp_code("mailbox full"), None);
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let v: Value = serde_json::from_str(r#"{ "b": 1, "a": {"d": 2, "c": 3} }"#).unwrap();
+        assert_eq!(canonical(&v), r#"{"a":{"c":3,"d":2},"b":1}"#);
+    }
+}

@@ -1,0 +1,244 @@
+//! DynamoDB implementation of [`EventStore`]: one conditional `PutItem` per event,
+//! written concurrently, so retries never create a second item.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use futures_util::stream::{self, StreamExt};
+
+use super::item::{self, PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, TTL_ATTRIBUTE};
+use super::{EventStore, PutOutcome, StoreError};
+use crate::event::EmailEvent;
+
+/// Most writes in flight for one request.
+const MAX_CONCURRENT_WRITES: usize = 16;
+
+/// Events stored in one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    retention_days: Option<u32>,
+}
+
+enum Written {
+    New,
+    Duplicate,
+}
+
+impl DynamoStore {
+    /// A store writing to `table` through `client`.
+    pub fn new(client: Client, table: impl Into<String>, retention_days: Option<u32>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            retention_days,
+        }
+    }
+
+    /// The SDK client, for callers that also read the table.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn put_one(
+        &self,
+        event: &EmailEvent,
+        received_at_ms: i64,
+    ) -> Result<Written, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item::build(
+                event,
+                received_at_ms,
+                self.retention_days,
+            )))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Written::New),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Written::Duplicate)
+            }
+            Err(err) => Err(classify(err)),
+        }
+    }
+}
+
+impl EventStore for DynamoStore {
+    async fn put_events(
+        &self,
+        events: &[EmailEvent],
+        received_at_ms: i64,
+    ) -> Result<PutOutcome, StoreError> {
+        // Futures do nothing until polled, so building them all first is cheap.
+        let writes: Vec<_> = events
+            .iter()
+            .map(|event| self.put_one(event, received_at_ms))
+            .collect();
+        let results: Vec<Result<Written, StoreError>> = stream::iter(writes)
+            .buffer_unordered(MAX_CONCURRENT_WRITES)
+            .collect()
+            .await;
+        let mut outcome = PutOutcome::default();
+        for result in results {
+            match result? {
+                Written::New => outcome.stored += 1,
+                Written::Duplicate => outcome.duplicates += 1,
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// Sorts an SDK failure into the retry-worthy classes the handler answers with.
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    err: SdkError<E, R>,
+) -> StoreError {
+    let text = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(text)
+        }
+        _ => match err.code() {
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded",
+            ) => StoreError::Throttled(text),
+            Some("InternalServerError" | "ServiceUnavailable") => StoreError::Unavailable(text),
+            Some(
+                "ResourceNotFoundException"
+                | "AccessDeniedException"
+                | "UnrecognizedClientException",
+            ) => StoreError::Misconfigured(text),
+            _ => StoreError::Other(text),
+        },
+    }
+}
+
+/// Retry and timeout settings: the SDK's standard retries, bounded as a whole by
+/// `operation_timeout` so we answer before the provider gives up on us.
+fn timeouts(operation_timeout: Duration) -> (RetryConfig, TimeoutConfig) {
+    let retry = RetryConfig::standard().with_max_attempts(3);
+    let timeout = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .operation_timeout(operation_timeout)
+        .build();
+    (retry, timeout)
+}
+
+/// The client for the deployed function: region, credentials and endpoint
+/// (`AWS_ENDPOINT_URL_DYNAMODB`) from the usual AWS configuration.
+pub async fn client_from_env(operation_timeout: Duration) -> Client {
+    let (retry, timeout) = timeouts(operation_timeout);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry)
+        .timeout_config(timeout);
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").or_else(|_| std::env::var("AWS_ENDPOINT_URL"));
+    if endpoint.is_ok_and(|e| e.starts_with("http://")) {
+        // A local emulator over plain HTTP: skip loading the TLS trust store.
+        loader = loader.http_client(aws_smithy_http_client::Builder::new().build_http());
+    }
+    Client::new(&loader.load().await)
+}
+
+/// A client for a local DynamoDB-compatible endpoint over plain HTTP, with
+/// placeholder credentials (the local run command, tests, benchmarks).
+pub fn local_client(endpoint: &str, operation_timeout: Duration) -> Client {
+    let (retry, timeout) = timeouts(operation_timeout);
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "mailhooks-local",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(retry)
+        .timeout_config(timeout)
+        .build();
+    Client::from_conf(config)
+}
+
+/// Creates the events table exactly as `template.yaml` declares it: keys, the
+/// recipient index and TTL. Used by the local run command and the tests.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .map_err(build_error)
+    };
+    let string_attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(build_error)
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(RECIPIENT_INDEX)
+        .key_schema(key(RECIPIENT, KeyType::Hash)?)
+        .key_schema(key(SORT_KEY, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(build_error)?;
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(PARTITION_KEY, KeyType::Hash)?)
+        .key_schema(key(SORT_KEY, KeyType::Range)?)
+        .attribute_definitions(string_attribute(PARTITION_KEY)?)
+        .attribute_definitions(string_attribute(SORT_KEY)?)
+        .attribute_definitions(string_attribute(RECIPIENT)?)
+        .global_secondary_indexes(index)
+        .send()
+        .await
+        .map_err(classify)?;
+    let ttl = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(TTL_ATTRIBUTE)
+        .build()
+        .map_err(build_error)?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
+fn build_error(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Other(err.to_string())
+}

@@ -1,0 +1,265 @@
+//! The DynamoDB item for one event: attribute names, size limits and the
+//! compression / truncation that keeps every event storable.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+
+use crate::event::{EmailEvent, format_rfc3339_ms};
+
+/// Partition key attribute: the provider's per-recipient message id.
+pub const PARTITION_KEY: &str = "message_id";
+/// Sort key attribute: `<RFC 3339 ms>#<event_type>#<hash>`.
+pub const SORT_KEY: &str = "timestamp";
+/// Global secondary index: `recipient` + `timestamp`.
+pub const RECIPIENT_INDEX: &str = "recipient-index";
+/// Partition key of [`RECIPIENT_INDEX`].
+pub const RECIPIENT: &str = "recipient";
+/// TTL attribute (Unix seconds), set when a retention is configured.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// DynamoDB's item size limit.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// What we allow ourselves, leaving room for the estimate's error.
+const ITEM_BUDGET: usize = MAX_ITEM_BYTES - 4 * 1024;
+/// Longest stored value of one normalized text field; the full text stays in `raw`.
+const MAX_FIELD_BYTES: usize = 8 * 1024;
+
+/// Builds the item for `event`. The raw payload is stored as text when the item
+/// fits, gzip-compressed when that fits, and otherwise dropped with
+/// `raw_truncated = true`, so that an event is always storable.
+pub fn build(
+    event: &EmailEvent,
+    received_at_ms: i64,
+    retention_days: Option<u32>,
+) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::with_capacity(24);
+    let s = |v: &str| AttributeValue::S(clip(v).to_owned());
+    item.insert(
+        PARTITION_KEY.into(),
+        AttributeValue::S(event.message_id.clone()),
+    );
+    item.insert(SORT_KEY.into(), AttributeValue::S(event.sort_key()));
+    item.insert("provider".into(), s(event.provider));
+    item.insert("event_type".into(), s(event.event_type.as_str()));
+    item.insert("provider_event".into(), s(&event.provider_event));
+    item.insert(
+        "event_time_ms".into(),
+        AttributeValue::N(event.event_time_ms.to_string()),
+    );
+    item.insert(
+        "received_at".into(),
+        AttributeValue::S(format_rfc3339_ms(received_at_ms)),
+    );
+    let optional = [
+        (RECIPIENT, &event.recipient),
+        ("reason", &event.reason),
+        ("status_code", &event.status_code),
+        ("url", &event.url),
+        ("ip", &event.ip),
+        ("user_agent", &event.user_agent),
+        ("subject", &event.subject),
+        ("sender", &event.sender),
+        ("batch_id", &event.batch_id),
+        ("template_id", &event.template_id),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            item.insert(name.into(), s(v));
+        }
+    }
+    if let Some(bounce) = event.bounce_type {
+        item.insert("bounce_type".into(), s(bounce.as_str()));
+    }
+    for (name, map) in [("metadata", &event.metadata), ("details", &event.details)] {
+        if !map.is_empty() {
+            item.insert(name.into(), text_map(map));
+        }
+    }
+    if let Some(days) = retention_days {
+        let expires = received_at_ms / 1000 + i64::from(days) * 86_400;
+        item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(expires.to_string()));
+    }
+    attach_raw(&mut item, &event.raw);
+    item
+}
+
+fn attach_raw(item: &mut HashMap<String, AttributeValue>, raw: &str) {
+    let base = estimate_item(item);
+    if base + "raw".len() + raw.len() <= ITEM_BUDGET {
+        item.insert("raw".into(), AttributeValue::S(raw.to_owned()));
+        return;
+    }
+    item.insert("raw_bytes".into(), AttributeValue::N(raw.len().to_string()));
+    let compressed = gzip(raw.as_bytes());
+    let with_meta = estimate_item(item) + "raw_encoding".len() + 4;
+    if let Some(gz) = compressed.filter(|gz| with_meta + "raw_gz".len() + gz.len() <= ITEM_BUDGET) {
+        item.insert("raw_gz".into(), AttributeValue::B(Blob::new(gz)));
+        item.insert("raw_encoding".into(), AttributeValue::S("gzip".into()));
+        return;
+    }
+    item.insert("raw_truncated".into(), AttributeValue::Bool(true));
+    if estimate_item(item) > ITEM_BUDGET {
+        // Thousands of pass-through keys: keep the keys and normalized fields.
+        item.remove("metadata");
+        item.remove("details");
+        item.insert("fields_truncated".into(), AttributeValue::Bool(true));
+    }
+}
+
+/// The stored raw payload of an item, decompressed; `None` if it was truncated.
+pub fn raw_payload(item: &HashMap<String, AttributeValue>) -> Option<String> {
+    if let Some(AttributeValue::S(raw)) = item.get("raw") {
+        return Some(raw.clone());
+    }
+    let AttributeValue::B(blob) = item.get("raw_gz")? else {
+        return None;
+    };
+    let mut text = String::new();
+    GzDecoder::new(blob.as_ref())
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::default());
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok()
+}
+
+fn text_map(map: &BTreeMap<String, String>) -> AttributeValue {
+    AttributeValue::M(
+        map.iter()
+            .map(|(k, v)| (clip(k).to_owned(), AttributeValue::S(clip(v).to_owned())))
+            .collect(),
+    )
+}
+
+/// Cuts text to [`MAX_FIELD_BYTES`] on a character boundary.
+fn clip(text: &str) -> &str {
+    if text.len() <= MAX_FIELD_BYTES {
+        return text;
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// DynamoDB's item size: attribute names plus values (an upper-bound estimate).
+pub fn estimate_item(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter().map(|(k, v)| k.len() + estimate_value(v)).sum()
+}
+
+fn estimate_value(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len() / 2 + 2,
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, v)| 1 + k.len() + estimate_value(v))
+                .sum::<usize>()
+        }
+        AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + estimate_value(v)).sum::<usize>(),
+        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| n.len() / 2 + 2).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{BounceType, EventType};
+
+    fn event(raw: String) -> EmailEvent {
+        let mut e = EmailEvent::new(
+            "engagelab",
+            EventType::Inbound,
+            "route",
+            "m-1",
+            1_676_618_346_192,
+            raw,
+        );
+        e.recipient = Some("a@example.com".into());
+        e.bounce_type = Some(BounceType::Soft);
+        e.metadata.insert("order".into(), "42".into());
+        e
+    }
+
+    fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn small_event_keeps_raw_text_and_every_field() {
+        let item = build(&event(r#"{"a":1}"#.into()), 1_700_000_000_000, Some(30));
+        assert_eq!(text(&item, "message_id"), "m-1");
+        assert!(text(&item, "timestamp").starts_with("2023-02-17T07:19:06.192Z#inbound#"));
+        assert_eq!(text(&item, "recipient"), "a@example.com");
+        assert_eq!(text(&item, "bounce_type"), "soft");
+        assert_eq!(text(&item, "received_at"), "2023-11-14T22:13:20.000Z");
+        assert_eq!(
+            item["event_time_ms"],
+            AttributeValue::N("1676618346192".into())
+        );
+        assert_eq!(
+            item["expires_at"],
+            AttributeValue::N((1_700_000_000 + 30 * 86_400).to_string())
+        );
+        assert_eq!(raw_payload(&item).as_deref(), Some(r#"{"a":1}"#));
+        assert!(!item.contains_key("raw_gz"));
+    }
+
+    #[test]
+    fn large_compressible_raw_is_gzipped_and_round_trips() {
+        let raw = format!(r#"{{"html":"{}"}}"#, "<p>hello</p>".repeat(60_000));
+        let item = build(&event(raw.clone()), 0, None);
+        assert!(!item.contains_key("raw"));
+        assert_eq!(text(&item, "raw_encoding"), "gzip");
+        assert!(estimate_item(&item) <= MAX_ITEM_BYTES);
+        assert_eq!(raw_payload(&item), Some(raw));
+    }
+
+    #[test]
+    fn incompressible_huge_raw_is_truncated_but_fields_kept() {
+        // Pseudo-random hex does not compress below the limit.
+        let mut noise = String::new();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        while noise.len() < 1_200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            noise.push_str(&format!("{x:016x}"));
+        }
+        let item = build(&event(noise), 0, None);
+        assert_eq!(item["raw_truncated"], AttributeValue::Bool(true));
+        assert_eq!(item["raw_bytes"], AttributeValue::N("1200000".into()));
+        assert_eq!(raw_payload(&item), None);
+        assert_eq!(text(&item, "recipient"), "a@example.com");
+        assert!(estimate_item(&item) <= MAX_ITEM_BYTES);
+    }
+
+    #[test]
+    fn long_fields_are_clipped_on_char_boundaries() {
+        let mut e = event("{}".into());
+        e.subject = Some("é".repeat(10_000));
+        let item = build(&e, 0, None);
+        let subject = text(&item, "subject");
+        assert!(subject.len() <= MAX_FIELD_BYTES && subject.len() > MAX_FIELD_BYTES - 2);
+    }
+}
