@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod providers;
+pub mod signing;
 pub mod store;
 pub mod telemetry;
 
