@@ -1,0 +1,258 @@
+//! The security battery every provider must pass, plus EngageLab's signature
+//! and timestamp rules. Nothing is stored for any refused request.
+
+mod common;
+
+use common::*;
+use mailhooks::providers::engagelab::{hmac_signature, md5_signature};
+use serde_json::Value;
+
+/// A valid body for each provider.
+fn body(provider: &str) -> Vec<u8> {
+    match provider {
+        "tencent" => fixture("tencent", "delivered"),
+        "engagelab" => fixture("engagelab", "delivered"),
+        _ => fixture("uspeedo", "deliver"),
+    }
+}
+
+async fn send(
+    app: &mailhooks::App<mailhooks::store::DynamoStore>,
+    provider: &str,
+    query: &str,
+    headers: &[(String, String)],
+) -> (u16, Value) {
+    let event = apigw_event(
+        "POST",
+        &format!("/webhooks/{provider}"),
+        query,
+        headers,
+        &body(provider),
+    );
+    parts(app.handle(to_request(&event)).await)
+}
+
+#[tokio::test]
+async fn every_provider_refuses_missing_and_wrong_credentials_and_accepts_rotated_ones() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    for provider in PROVIDERS {
+        let stored_before = db.items().await.len();
+        let (status, reply) = send(&app, provider, "", &[]).await;
+        assert_eq!(status, 401, "{provider}: no credentials");
+        let expected = if provider == "engagelab" {
+            "missing_header"
+        } else {
+            "missing_credentials"
+        };
+        assert_eq!(reply["error"], expected, "{provider}");
+
+        let (query, headers) = signed(provider, "not-the-secret");
+        let (status, reply) = send(&app, provider, &query, &headers).await;
+        assert_eq!(status, 401, "{provider}: wrong secret");
+        let expected = if provider == "engagelab" {
+            "bad_signature"
+        } else {
+            "bad_token"
+        };
+        assert_eq!(reply["error"], expected, "{provider}");
+        assert!(
+            !reply.to_string().contains("secret"),
+            "{provider}: the answer never names the expected value"
+        );
+        assert_eq!(
+            db.items().await.len(),
+            stored_before,
+            "{provider}: nothing stored when refused"
+        );
+
+        for (i, secret) in secrets(provider).iter().enumerate() {
+            let (query, headers) = signed(provider, secret);
+            let (status, reply) = send(&app, provider, &query, &headers).await;
+            assert_eq!(status, 200, "{provider}: secret #{i} accepted: {reply}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_provider_refuses_a_tampered_credential() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    for provider in PROVIDERS {
+        let (query, mut headers) = signed(provider, &secrets(provider)[0]);
+        let query = query.replace("secret", "secreT");
+        if let Some(sig) = headers.iter_mut().find(|(k, _)| k == "X-WebHook-Signature") {
+            let flipped = if sig.1.starts_with('0') { "1" } else { "0" };
+            sig.1.replace_range(0..1, flipped);
+        }
+        let (status, _) = send(&app, provider, &query, &headers).await;
+        assert_eq!(status, 401, "{provider}");
+    }
+    assert!(db.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_provider_without_secrets_fails_closed() {
+    let db = Emulator::start().await;
+    let mut config = config(&[]);
+    config.secrets.clear();
+    let app = app_with(&db.endpoint, config);
+    for provider in PROVIDERS {
+        let (query, headers) = signed(provider, &secrets(provider)[0]);
+        let (status, reply) = send(&app, provider, &query, &headers).await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (401, Some("not_configured")),
+            "{provider}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_providers_accept_basic_auth_and_refuse_disagreeing_credentials() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    use base64::Engine;
+    for provider in ["tencent", "uspeedo"] {
+        let [old, new] = secrets(provider);
+        let basic = |secret: &str| {
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{provider}:{secret}"));
+            vec![("Authorization".to_owned(), format!("Basic {encoded}"))]
+        };
+        assert_eq!(
+            send(&app, provider, "", &basic(&new)).await.0,
+            200,
+            "{provider} basic"
+        );
+        assert_eq!(
+            send(&app, provider, "", &basic("nope")).await.0,
+            401,
+            "{provider} wrong basic"
+        );
+        let (status, reply) = send(&app, provider, &format!("token={old}"), &basic(&new)).await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (401, Some("conflicting_credentials")),
+            "{provider}"
+        );
+    }
+}
+
+fn engagelab_headers(ts: &str, signature: String) -> Vec<(String, String)> {
+    vec![
+        ("X-WebHook-Timestamp".into(), ts.into()),
+        ("X-WebHook-AppKey".into(), "email".into()),
+        ("X-WebHook-Signature".into(), signature),
+    ]
+}
+
+#[tokio::test]
+async fn engagelab_accepts_both_documented_signatures_in_seconds_or_milliseconds() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    let key = &secrets("engagelab")[1];
+    let ts = NOW_SECS.to_string();
+    let ts_ms = (NOW_MS - 1234).to_string();
+    for headers in [
+        engagelab_headers(&ts, hmac_signature(key, &ts)),
+        engagelab_headers(&ts, md5_signature(&ts, "email", key)),
+        engagelab_headers(&ts_ms, hmac_signature(key, &ts_ms)),
+        engagelab_headers(&ts_ms, md5_signature(&ts_ms, "email", key).to_uppercase()),
+    ] {
+        let (status, reply) = send(&app, "engagelab", "", &headers).await;
+        assert_eq!(status, 200, "{headers:?}: {reply}");
+    }
+}
+
+#[tokio::test]
+async fn engagelab_refuses_stale_future_malformed_and_mismatched_timestamps() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    let key = &secrets("engagelab")[0];
+    for (offset, label) in [(-301, "stale"), (301, "future")] {
+        let ts = (NOW_SECS + offset).to_string();
+        let (status, reply) = send(
+            &app,
+            "engagelab",
+            "",
+            &engagelab_headers(&ts, hmac_signature(key, &ts)),
+        )
+        .await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (401, Some("stale_timestamp")),
+            "{label}"
+        );
+    }
+    let (status, reply) = send(
+        &app,
+        "engagelab",
+        "",
+        &engagelab_headers("yesterday", hmac_signature(key, "yesterday")),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (401, Some("malformed_timestamp"))
+    );
+    // A signature made for another (fresh) timestamp.
+    let ts = NOW_SECS.to_string();
+    let other = (NOW_SECS - 10).to_string();
+    let (status, reply) = send(
+        &app,
+        "engagelab",
+        "",
+        &engagelab_headers(&ts, hmac_signature(key, &other)),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (401, Some("bad_signature"))
+    );
+    assert!(db.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn engagelab_window_is_configurable_and_can_be_disabled_for_development() {
+    let db = Emulator::start().await;
+    let key = &secrets("engagelab")[0];
+    let ts = (NOW_SECS - 3600).to_string();
+    let headers = engagelab_headers(&ts, hmac_signature(key, &ts));
+    let wide = app_with(
+        &db.endpoint,
+        config(&[("SIGNATURE_TOLERANCE_SECS", "7200")]),
+    );
+    assert_eq!(send(&wide, "engagelab", "", &headers).await.0, 200);
+    let narrow = app_with(&db.endpoint, config(&[("SIGNATURE_TOLERANCE_SECS", "60")]));
+    assert_eq!(send(&narrow, "engagelab", "", &headers).await.0, 401);
+    let dev = app_with(
+        &db.endpoint,
+        config(&[("MAILHOOKS_DEV_SKIP_FRESHNESS", "true")]),
+    );
+    let old = "1676615714";
+    assert_eq!(
+        send(
+            &dev,
+            "engagelab",
+            "",
+            &engagelab_headers(old, hmac_signature(key, old))
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn engagelab_header_names_are_case_insensitive() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    let key = &secrets("engagelab")[0];
+    let ts = NOW_SECS.to_string();
+    let lower: Vec<(String, String)> = engagelab_headers(&ts, hmac_signature(key, &ts))
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    assert_eq!(send(&app, "engagelab", "", &lower).await.0, 200);
+}
