@@ -11,7 +11,7 @@ use mailhooks::{App, Config, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
+    telemetry::init("info");
     let config = Config::from_env()?;
     let client = dynamodb::client_from_env(config.store_timeout).await;
     let store = DynamoStore::new(client, config.table_name.clone(), config.retention_days);

@@ -122,13 +122,13 @@ fn verify_signature(
                 ) {
                     matched = Some("hmac-sha256");
                 }
-                if let Some(itime) = &itime {
-                    if constant_time_eq(
+                if let Some(itime) = &itime
+                    && constant_time_eq(
                         hmac_signature(secret, itime).as_bytes(),
                         signature.as_bytes(),
-                    ) {
-                        matched = matched.or(Some("hmac-sha256-itime"));
-                    }
+                    )
+                {
+                    matched = matched.or(Some("hmac-sha256-itime"));
                 }
             }
         }

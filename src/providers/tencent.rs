@@ -92,10 +92,10 @@ fn parse_event(index: usize, value: &Value) -> Result<EmailEvent, ParseError> {
     let name = json::text(obj, "event");
     let id = json::int(obj, "eventid");
     let id_name = id.and_then(event_name_from_id);
-    if let (Some(name), Some(id_name)) = (&name, id_name) {
-        if !name.eq_ignore_ascii_case(id_name) {
-            warn!(provider = "tencent", event = %name, eventid = ?id, "event and eventid disagree; using event");
-        }
+    if let (Some(name), Some(id_name)) = (&name, id_name)
+        && !name.eq_ignore_ascii_case(id_name)
+    {
+        warn!(provider = "tencent", event = %name, eventid = ?id, "event and eventid disagree; using event");
     }
     let provider_event = match (name, id) {
         (Some(name), _) => name,
@@ -157,10 +157,10 @@ fn copy_details(obj: &Map<String, Value>, event: &mut EmailEvent) {
         }
     }
     for (key, value) in obj {
-        if key.to_ascii_lowercase().starts_with(CALLBACK_HEADER_PREFIX) {
-            if let Some(v) = json::value_text(value) {
-                event.metadata.insert(key.clone(), v);
-            }
+        if key.to_ascii_lowercase().starts_with(CALLBACK_HEADER_PREFIX)
+            && let Some(v) = json::value_text(value)
+        {
+            event.metadata.insert(key.clone(), v);
         }
     }
 }
