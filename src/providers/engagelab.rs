@@ -635,8 +635,13 @@ mod tests {
 
     #[test]
     fn published_route_sample_is_invalid_json() {
+        let path = format!(
+            "{}/tests/fixtures/engagelab/route_published_sample.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let published = std::fs::read(path).unwrap();
         assert!(matches!(
-            EngageLab.parse(&fixture("route_published_invalid")),
+            EngageLab.parse(&published),
             Err(ParseError::InvalidJson(_))
         ));
     }
