@@ -12,8 +12,9 @@ use tracing::{error, info, warn};
 use crate::auth::Clock;
 use crate::config::Config;
 use crate::error::Error;
+use crate::metrics::{RequestMetrics, emf_lines};
 use crate::providers::{self, AuthContext, Inbound, Provider};
-use crate::store::{EventStore, PutOutcome};
+use crate::store::{EventStore, PutOutcome, StoreError};
 
 /// The webhook receiver, built once at cold start and shared by every request.
 pub struct App<S> {
@@ -58,16 +59,14 @@ impl<S: EventStore> App<S> {
         &self.config
     }
 
-    /// Handles one request and logs one structured line about it.
+    /// Handles one request; logs one structured line and, when enabled, emits its metrics.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
-        let path = request.uri().path().to_owned();
-        let provider = route(&path).ok().map(|p| p.name());
+        let provider = route(request.uri().path()).map_or("none", |p| p.name());
         let result = self.process(&request).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let provider = provider.unwrap_or("-");
         let method = request.method().as_str();
-        match result {
+        let response = match &result {
             Ok(Success::Probe) => {
                 info!(
                     provider,
@@ -107,7 +106,7 @@ impl<S: EventStore> App<S> {
             }
             Err(err) => {
                 let status = err.status();
-                if let Error::Storage(detail) = &err {
+                if let Error::Storage(detail) = err {
                     error!(provider, method, status, outcome = err.code(), error = %detail, latency_ms, "request");
                 } else {
                     warn!(provider, method, status, outcome = err.code(), error = %err, latency_ms, "request");
@@ -116,7 +115,16 @@ impl<S: EventStore> App<S> {
                     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 respond(code, err.body())
             }
+        };
+        if self.config.emit_metrics {
+            for line in emf_lines(
+                &request_metrics(provider, &result, latency_ms),
+                self.clock.now_ms(),
+            ) {
+                println!("{line}");
+            }
         }
+        response
     }
 
     async fn process(&self, request: &Request) -> Result<Success, Error> {
@@ -151,6 +159,37 @@ impl<S: EventStore> App<S> {
             auth,
         })
     }
+}
+
+/// Counts what a request did, for [`emf_lines`].
+fn request_metrics(
+    provider: &str,
+    result: &Result<Success, Error>,
+    latency_ms: f64,
+) -> RequestMetrics {
+    let mut metrics = RequestMetrics {
+        provider: provider.to_owned(),
+        latency_ms,
+        status: 200,
+        ..Default::default()
+    };
+    match result {
+        Ok(Success::Probe) => {}
+        Ok(Success::Stored {
+            received, outcome, ..
+        }) => {
+            metrics.received = *received;
+            metrics.stored = outcome.stored;
+            metrics.duplicates = outcome.duplicates;
+            metrics.stored_by_type = outcome.stored_by_type.clone();
+        }
+        Err(err) => {
+            metrics.status = err.status();
+            metrics.auth_failed = matches!(err, Error::Unauthorized(_));
+            metrics.throttled = matches!(err, Error::Storage(StoreError::Throttled(_)));
+        }
+    }
+    metrics
 }
 
 /// Finds the provider in `.../webhooks/{provider}` (a stage prefix and one
@@ -225,6 +264,40 @@ mod tests {
         assert_eq!(name("/webhooks%2ftencent"), Err("not_found"));
         assert_eq!(name("/webhooks//tencent"), Err("not_found"));
         assert_eq!(name("/webhooks/tencent//"), Err("not_found"));
+    }
+
+    #[test]
+    fn metrics_count_what_the_request_did() {
+        let outcome = PutOutcome {
+            stored: 1,
+            duplicates: 2,
+            stored_by_type: [(crate::EventType::Opened, 1)].into(),
+        };
+        let ok = request_metrics(
+            "uspeedo",
+            &Ok(Success::Stored {
+                received: 3,
+                outcome,
+                auth: "token",
+            }),
+            2.0,
+        );
+        assert_eq!(
+            (ok.status, ok.received, ok.stored, ok.duplicates),
+            (200, 3, 1, 2)
+        );
+        let denied = request_metrics(
+            "tencent",
+            &Err(Error::Unauthorized(crate::auth::AuthError::BadToken)),
+            1.0,
+        );
+        assert!(denied.auth_failed && !denied.throttled && denied.status == 401);
+        let throttled = request_metrics(
+            "tencent",
+            &Err(Error::Storage(StoreError::Throttled("x".into()))),
+            1.0,
+        );
+        assert!(throttled.throttled && throttled.status == 503);
     }
 
     #[test]

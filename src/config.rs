@@ -28,6 +28,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Bound on one storage call including SDK retries (`STORE_TIMEOUT_MS`).
     pub store_timeout: Duration,
+    /// Print CloudWatch EMF metric lines on stdout (`EMIT_METRICS`, default on).
+    pub emit_metrics: bool,
 }
 
 /// A setting that is present but unusable; the function refuses to start.
@@ -89,6 +91,8 @@ impl Config {
             retention_days,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             store_timeout: Duration::from_millis(store_timeout_ms),
+            emit_metrics: get("EMIT_METRICS")
+                .is_none_or(|v| v.trim().is_empty() || is_true(Some(&v))),
         })
     }
 
@@ -161,6 +165,12 @@ mod tests {
         assert_eq!(c.freshness, Freshness::Within(300));
         assert_eq!(c.retention_days, None);
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert!(c.emit_metrics);
+        assert!(
+            !config(&[("TABLE_NAME", "t"), ("EMIT_METRICS", "false")])
+                .unwrap()
+                .emit_metrics
+        );
     }
 
     #[test]

@@ -147,7 +147,10 @@ async fn run(options: Options) -> Result<(), BoxError> {
 
 /// The process environment, with the local development secrets where none is set.
 fn local_config(table: &str) -> Result<Config, BoxError> {
-    let mut defaults: HashMap<&str, String> = HashMap::from([("TABLE_NAME", table.to_owned())]);
+    let mut defaults: HashMap<&str, String> = HashMap::from([
+        ("TABLE_NAME", table.to_owned()),
+        ("EMIT_METRICS", "false".to_owned()),
+    ]);
     for provider in mailhooks::providers::ALL {
         if let Some(secret) = local_secret(provider.name()) {
             defaults.insert(provider.secrets_env(), secret.to_owned());

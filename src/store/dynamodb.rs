@@ -93,14 +93,18 @@ impl EventStore for DynamoStore {
             .iter()
             .map(|event| self.put_one(event, received_at_ms))
             .collect();
+        // `buffered` keeps results in input order, so they zip back onto the events.
         let results: Vec<Result<Written, StoreError>> = stream::iter(writes)
-            .buffer_unordered(MAX_CONCURRENT_WRITES)
+            .buffered(MAX_CONCURRENT_WRITES)
             .collect()
             .await;
         let mut outcome = PutOutcome::default();
-        for result in results {
+        for (event, result) in events.iter().zip(results) {
             match result? {
-                Written::New => outcome.stored += 1,
+                Written::New => {
+                    outcome.stored += 1;
+                    *outcome.stored_by_type.entry(event.event_type).or_default() += 1;
+                }
                 Written::Duplicate => outcome.duplicates += 1,
             }
         }

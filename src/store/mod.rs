@@ -3,19 +3,22 @@
 pub mod dynamodb;
 pub mod item;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
-use crate::event::EmailEvent;
+use crate::event::{EmailEvent, EventType};
 
 pub use dynamodb::DynamoStore;
 
 /// What a write of several events did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PutOutcome {
     /// Events written now.
     pub stored: usize,
     /// Events that were already in the table (provider retries).
     pub duplicates: usize,
+    /// Events written now, by type (for metrics).
+    pub stored_by_type: BTreeMap<EventType, usize>,
 }
 
 /// Why events could not be stored. Every variant answers 5xx so the provider retries.
