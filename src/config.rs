@@ -1,6 +1,6 @@
 //! Configuration from the environment, read once at cold start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::auth::Freshness;
@@ -96,6 +96,18 @@ impl Config {
         })
     }
 
+    /// Replaces the secrets of every provider whose variable appears in `vars`
+    /// (the variables read from Secrets Manager win over the environment).
+    pub fn with_secrets_from(mut self, vars: &HashMap<String, String>) -> Config {
+        for provider in providers::ALL {
+            if let Some(value) = vars.get(provider.secrets_env()) {
+                self.secrets
+                    .insert(provider.name(), split_secrets(Some(value)));
+            }
+        }
+        self
+    }
+
     /// The secrets configured for a provider (empty: the provider rejects everything).
     pub fn secrets_for(&self, provider: &str) -> &[String] {
         self.secrets.get(provider).map_or(&[], Vec::as_slice)
@@ -141,7 +153,6 @@ fn parse_number(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = pairs
@@ -171,6 +182,20 @@ mod tests {
                 .unwrap()
                 .emit_metrics
         );
+    }
+
+    #[test]
+    fn secrets_manager_values_replace_the_environment_per_provider() {
+        let c = config(&[
+            ("TABLE_NAME", "t"),
+            ("TENCENT_TOKENS", "env"),
+            ("USPEEDO_TOKENS", "env-u"),
+        ])
+        .unwrap();
+        let vars = HashMap::from([("TENCENT_TOKENS".to_owned(), "sm1,sm2".to_owned())]);
+        let c = c.with_secrets_from(&vars);
+        assert_eq!(c.secrets_for("tencent"), ["sm1", "sm2"]);
+        assert_eq!(c.secrets_for("uspeedo"), ["env-u"]);
     }
 
     #[test]

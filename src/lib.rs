@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 pub mod metrics;
 pub mod providers;
+pub mod secrets;
 pub mod signing;
 pub mod store;
 pub mod telemetry;

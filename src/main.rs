@@ -1,20 +1,33 @@
-//! The Lambda entry point: configuration and the DynamoDB client are built once
-//! at cold start; every invocation goes to [`mailhooks::App::handle`].
+//! The Lambda entry point: configuration, secrets and the DynamoDB client are
+//! built once at cold start; every invocation goes to [`mailhooks::App::handle`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use lambda_http::{Error, Request, service_fn};
 use mailhooks::auth::SystemClock;
+use mailhooks::secrets::{self, SECRETS_ARN_ENV};
 use mailhooks::store::{DynamoStore, dynamodb};
 use mailhooks::{App, Config, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init("info");
-    let config = Config::from_env()?;
-    let client = dynamodb::client_from_env(config.store_timeout).await;
-    let store = DynamoStore::new(client, config.table_name.clone(), config.retention_days);
+    let mut config = Config::from_env()?;
+    let sdk = dynamodb::sdk_config_from_env(config.store_timeout).await;
+    if let Some(secret_id) = std::env::var(SECRETS_ARN_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        let vars = secrets::fetch(&aws_sdk_secretsmanager::Client::new(&sdk), &secret_id).await?;
+        tracing::info!(keys = ?vars.keys().collect::<Vec<_>>(), "provider secrets read from Secrets Manager");
+        config = config.with_secrets_from(&vars);
+    }
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config.table_name.clone(),
+        config.retention_days,
+    );
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
     lambda_http::run(service_fn(move |request: Request| {
         let app = Arc::clone(&app);

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -140,7 +140,7 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
 
 /// Retry and timeout settings: the SDK's standard retries, bounded as a whole by
 /// `operation_timeout` so we answer before the provider gives up on us.
-fn timeouts(operation_timeout: Duration) -> (RetryConfig, TimeoutConfig) {
+pub fn timeouts(operation_timeout: Duration) -> (RetryConfig, TimeoutConfig) {
     let retry = RetryConfig::standard().with_max_attempts(3);
     let timeout = TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(500))
@@ -149,9 +149,10 @@ fn timeouts(operation_timeout: Duration) -> (RetryConfig, TimeoutConfig) {
     (retry, timeout)
 }
 
-/// The client for the deployed function: region, credentials and endpoint
-/// (`AWS_ENDPOINT_URL_DYNAMODB`) from the usual AWS configuration.
-pub async fn client_from_env(operation_timeout: Duration) -> Client {
+/// The AWS configuration of the deployed function, loaded once at cold start:
+/// region, credentials and endpoints (`AWS_ENDPOINT_URL_DYNAMODB`) from the usual
+/// AWS settings, with [`timeouts`].
+pub async fn sdk_config_from_env(operation_timeout: Duration) -> SdkConfig {
     let (retry, timeout) = timeouts(operation_timeout);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry)
@@ -162,7 +163,7 @@ pub async fn client_from_env(operation_timeout: Duration) -> Client {
         // A local emulator over plain HTTP: skip loading the TLS trust store.
         loader = loader.http_client(aws_smithy_http_client::Builder::new().build_http());
     }
-    Client::new(&loader.load().await)
+    loader.load().await
 }
 
 /// A client for a local DynamoDB-compatible endpoint over plain HTTP, with

@@ -1,0 +1,101 @@
+//! Provider secrets from AWS Secrets Manager, read once at cold start when
+//! `SECRETS_ARN` names a secret. The secret is a JSON object whose keys are the
+//! secret variables (`TENCENT_TOKENS`, `ENGAGELAB_APP_KEYS`, `USPEEDO_TOKENS`)
+//! and whose values are comma-separated lists (or arrays) of secrets.
+
+use std::collections::HashMap;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use serde_json::Value;
+
+use crate::providers;
+
+/// The environment variable naming the secret (ARN or name).
+pub const SECRETS_ARN_ENV: &str = "SECRETS_ARN";
+
+/// Why the secret could not be used; the function refuses to start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretsError {
+    /// Secrets Manager could not be read.
+    #[error("cannot read the secret: {0}")]
+    Fetch(String),
+    /// The secret has no string value or is not a JSON object.
+    #[error("the secret must be a JSON object like {{\"TENCENT_TOKENS\": \"a,b\"}}")]
+    NotAnObject,
+    /// A key that names no provider's secret variable (a typo would silently lock a provider out).
+    #[error("unknown key {0:?} in the secret")]
+    UnknownKey(String),
+    /// A value that is neither a string nor an array of strings.
+    #[error("the value of {0} must be a string or an array of strings")]
+    BadValue(String),
+}
+
+/// Reads the secret and returns its variables.
+pub async fn fetch(
+    client: &Client,
+    secret_id: &str,
+) -> Result<HashMap<String, String>, SecretsError> {
+    let output = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| SecretsError::Fetch(DisplayErrorContext(&e).to_string()))?;
+    parse(output.secret_string().ok_or(SecretsError::NotAnObject)?)
+}
+
+/// Parses a secret's JSON into variables; arrays are joined with commas.
+pub fn parse(secret: &str) -> Result<HashMap<String, String>, SecretsError> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(secret) else {
+        return Err(SecretsError::NotAnObject);
+    };
+    let known: Vec<&str> = providers::ALL.iter().map(|p| p.secrets_env()).collect();
+    let mut vars = HashMap::new();
+    for (key, value) in map {
+        if !known.contains(&key.as_str()) {
+            return Err(SecretsError::UnknownKey(key));
+        }
+        let text = match value {
+            Value::String(s) => s,
+            Value::Array(items) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| SecretsError::BadValue(key.clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            _ => return Err(SecretsError::BadValue(key)),
+        };
+        vars.insert(key, text);
+    }
+    Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_and_arrays_are_accepted() {
+        let vars = parse(r#"{"TENCENT_TOKENS":"a,b","ENGAGELAB_APP_KEYS":["k1","k2"]}"#).unwrap();
+        assert_eq!(vars["TENCENT_TOKENS"], "a,b");
+        assert_eq!(vars["ENGAGELAB_APP_KEYS"], "k1,k2");
+        assert!(!vars.contains_key("USPEEDO_TOKENS"));
+    }
+
+    #[test]
+    fn mistakes_are_named_without_values() {
+        assert_eq!(parse("not json"), Err(SecretsError::NotAnObject));
+        assert_eq!(parse(r#"["a"]"#), Err(SecretsError::NotAnObject));
+        let err = parse(r#"{"TENCENT_TOKEN":"s3cret"}"#).unwrap_err();
+        assert_eq!(err, SecretsError::UnknownKey("TENCENT_TOKEN".into()));
+        assert!(!err.to_string().contains("s3cret"));
+        assert_eq!(
+            parse(r#"{"USPEEDO_TOKENS":7}"#),
+            Err(SecretsError::BadValue("USPEEDO_TOKENS".into()))
+        );
+    }
+}
