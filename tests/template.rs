@@ -1,23 +1,40 @@
 //! `template.yaml` must declare what the code expects: the table's keys, index
 //! and TTL attribute, the environment the configuration reads, the one
-//! permission the store uses and routes the router accepts.
+//! permission the store uses and routes the router accepts; its dashboard and
+//! alarms must read metrics the code emits (`src/metrics.rs`), and its optional
+//! ALB must serve Tencent on a port Tencent accepts.
 //!
 //! There is no YAML crate among the dependencies, so the template is read by a
 //! small indentation scanner that understands the subset the file uses: block
 //! mappings, block sequences (`- `), inline scalars and comment lines.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use mailhooks::EventType;
 use mailhooks::config::{self, Config};
+use mailhooks::metrics::{self, RequestMetrics};
 use mailhooks::providers;
 use mailhooks::store::item::{PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, TTL_ATTRIBUTE};
+use serde_json::Value;
 
 const TEMPLATE: &str = include_str!("../template.yaml");
 
+/// The code that prints the EMF metrics, read as text.
+const METRICS_SOURCE: &str = include_str!("../src/metrics.rs");
+
+/// The `provider` dimension of requests to a path no provider owns (`app.rs`).
+const UNROUTED_PROVIDER: &str = "none";
+
+/// Tencent Cloud SES only accepts callback URLs on these ports.
+const TENCENT_CALLBACK_PORTS: std::ops::RangeInclusive<u16> = 8080..=8082;
+
+/// EngageLab gives up on a webhook answer after this long.
+const ENGAGELAB_DEADLINE_MS: f64 = 3000.0;
+
 /// Variables the template may set that [`Config`] does not read: the log filter
 /// is read by `telemetry::init`.
-const OTHER_ENV: &[&str] = &["RUST_LOG"];
+const OTHER_ENV: &[&str] = &["RUST_LOG", mailhooks::secrets::SECRETS_ARN_ENV];
 
 // ---------------------------------------------------------------------------
 // A minimal indentation scanner.
@@ -332,6 +349,23 @@ fn policy_grants_only_put_item_on_the_table() {
         BTreeSet::from(["dynamodb:PutItem"]),
         "DynamoDB actions granted to the function"
     );
+    let other_actions: BTreeSet<&str> = text
+        .iter()
+        .flat_map(|t| t.split(|c: char| c.is_whitespace() || "[],\"'".contains(c)))
+        .filter(|word| {
+            word.contains(':') && !word.starts_with("dynamodb:") && !word.starts_with('!')
+        })
+        .filter(|word| {
+            word.split(':')
+                .next()
+                .is_some_and(|service| service.chars().all(|c| c.is_ascii_lowercase()))
+        })
+        .collect();
+    assert_eq!(
+        other_actions,
+        BTreeSet::from(["secretsmanager:GetSecretValue"]),
+        "the only other action: reading the provider secret"
+    );
     let table_arn = format!("!GetAtt {table_id}.Arn");
     let resources: Vec<&str> = text
         .iter()
@@ -339,7 +373,15 @@ fn policy_grants_only_put_item_on_the_table() {
         .filter(|(key, _)| *key == "Resource")
         .map(|(_, value)| value.unwrap_or_default())
         .collect();
-    assert_eq!(resources, [table_arn.as_str()], "policy resources");
+    assert_eq!(
+        resources,
+        [table_arn.as_str(), "!Ref SecretsArn"],
+        "policy resources: the table, and the one secret"
+    );
+    assert!(
+        text.iter().any(|t| t.contains("HasSecretsArn")),
+        "the secret statement exists only when a secret is configured"
+    );
     assert!(
         text.iter().all(|t| !t.contains('*')),
         "no wildcard in the function policy: {text:?}"
@@ -416,4 +458,671 @@ fn routes_reach_every_provider_and_logs_skip_the_query() {
             line.text
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Monitoring: the dashboard and the alarms.
+
+/// One metric a dashboard widget or an alarm reads.
+#[derive(Debug, Clone)]
+struct MetricRef {
+    /// Where it is read, for messages.
+    origin: String,
+    namespace: String,
+    name: String,
+    /// Dimension names and values; a SEARCH names the dimensions only.
+    dimensions: BTreeMap<String, Option<String>>,
+    /// The statistic, when one is given.
+    stat: Option<String>,
+}
+
+impl MetricRef {
+    fn is(&self, namespace: &str, name: &str) -> bool {
+        self.namespace == namespace && self.name == name
+    }
+
+    fn dimension_names(&self) -> BTreeSet<String> {
+        self.dimensions.keys().cloned().collect()
+    }
+
+    fn dimension(&self, name: &str) -> Option<&str> {
+        self.dimensions.get(name)?.as_deref()
+    }
+
+    /// Whether it is one of the code's own (EMF) metrics rather than an AWS one.
+    fn is_custom(&self) -> bool {
+        !self.namespace.starts_with("AWS/")
+    }
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|n| (*n).to_owned()).collect()
+}
+
+/// The dashboard's logical id and its body, which must be JSON once `!Sub` has
+/// replaced its `${...}` (all of which sit inside JSON strings).
+fn dashboard(doc: &[Line<'_>]) -> (String, Value) {
+    let (id, dashboard) = resource(doc, "AWS::CloudWatch::Dashboard");
+    let body = entry(&at(&dashboard, &["Properties"]), "DashboardBody").expect("a DashboardBody");
+    assert_eq!(body.value, Some("!Sub |"), "DashboardBody is a !Sub block");
+    let text: Vec<&str> = body.body.iter().map(|l| l.text).collect();
+    let json = serde_json::from_str(&text.join("\n"))
+        .unwrap_or_else(|e| panic!("DashboardBody is not JSON: {e}"));
+    (id.to_owned(), json)
+}
+
+/// The metrics named by `SEARCH('{namespace,dimension,...} MetricName="name"', 'stat', period)`
+/// calls in a metric-math expression.
+fn searched(expression: &str, origin: &str) -> Vec<MetricRef> {
+    expression
+        .split("SEARCH(")
+        .skip(1)
+        .map(|call| {
+            let quoted: Vec<&str> = call.split('\'').collect();
+            let (query, stat) = match quoted.as_slice() {
+                ["", query, _, stat, ..] => (query.trim(), stat),
+                _ => panic!("{origin}: unreadable SEARCH({call}"),
+            };
+            let (schema, filter) = query
+                .strip_prefix('{')
+                .and_then(|q| q.split_once('}'))
+                .unwrap_or_else(|| panic!("{origin}: SEARCH without a {{schema}}: {query}"));
+            let mut schema = schema.split(',').map(|s| unquote(s).to_owned());
+            let namespace = schema.next().unwrap_or_default();
+            let name = filter
+                .split_once("MetricName=\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(name, _)| name.to_owned())
+                .unwrap_or_else(|| panic!("{origin}: SEARCH without MetricName=\"...\": {query}"));
+            MetricRef {
+                origin: origin.to_owned(),
+                namespace,
+                name,
+                dimensions: schema.map(|d| (d, None)).collect(),
+                stat: Some((*stat).to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// Every metric the dashboard's metric widgets read: explicit rows
+/// `[namespace, name, dimension, value, ..., {options}]` and SEARCH expressions.
+fn dashboard_metrics(body: &Value) -> Vec<MetricRef> {
+    let widgets = body["widgets"].as_array().expect("dashboard widgets");
+    let mut out = Vec::new();
+    for widget in widgets.iter().filter(|w| w["type"] == "metric") {
+        let properties = &widget["properties"];
+        let origin = format!("dashboard widget {}", properties["title"]);
+        let default_stat = properties["stat"].as_str();
+        let rows = properties["metrics"].as_array().expect("widget metrics");
+        assert!(!rows.is_empty(), "{origin} has no metrics");
+        for row in rows {
+            let row = row.as_array().expect("a metrics row");
+            if let Some(expression) = row.first().and_then(|first| first["expression"].as_str()) {
+                out.extend(searched(expression, &origin));
+                continue;
+            }
+            let (options, strings) = match row.split_last() {
+                Some((Value::Object(options), strings)) => (Some(options), strings),
+                _ => (None, row.as_slice()),
+            };
+            let strings: Vec<&str> = strings
+                .iter()
+                .map(|s| s.as_str().expect("metric row strings"))
+                .collect();
+            assert!(
+                strings.len() >= 2 && strings.len().is_multiple_of(2) && !strings.contains(&"."),
+                "{origin}: write rows out in full, without the \".\" shorthand: {strings:?}"
+            );
+            let stat = options
+                .and_then(|o| o.get("stat"))
+                .and_then(Value::as_str)
+                .or(default_stat);
+            out.push(MetricRef {
+                origin: origin.clone(),
+                namespace: strings[0].to_owned(),
+                name: strings[1].to_owned(),
+                dimensions: strings[2..]
+                    .chunks(2)
+                    .map(|d| (d[0].to_owned(), Some(d[1].to_owned())))
+                    .collect(),
+                stat: stat.map(str::to_owned),
+            });
+        }
+    }
+    out
+}
+
+/// A `Namespace` / `MetricName` / `Dimensions` mapping of an alarm.
+fn alarm_metric(block: &[Line<'_>], stat: Option<&str>, origin: &str) -> MetricRef {
+    let dimensions = entry(block, "Dimensions")
+        .map(|e| e.body)
+        .unwrap_or_default();
+    MetricRef {
+        origin: origin.to_owned(),
+        namespace: scalar(block, &["Namespace"])
+            .unwrap_or_else(|| panic!("{origin}: no Namespace"))
+            .to_owned(),
+        name: scalar(block, &["MetricName"])
+            .unwrap_or_else(|| panic!("{origin}: no MetricName"))
+            .to_owned(),
+        dimensions: items(&dimensions)
+            .iter()
+            .map(|d| {
+                let get = |key| scalar(d, &[key]).map(str::to_owned);
+                (get("Name").unwrap_or_default(), get("Value"))
+            })
+            .collect(),
+        stat: stat.map(str::to_owned),
+    }
+}
+
+/// Every alarm: (logical id, its lines, the metrics it reads). Each reads either
+/// one metric (`MetricName` in its properties) or `Metrics` with `MetricStat`s.
+fn alarms<'a>(doc: &[Line<'a>]) -> Vec<(&'a str, Vec<Line<'a>>, Vec<MetricRef>)> {
+    resources(doc, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(id, alarm)| {
+            let properties = at(&alarm, &["Properties"]);
+            let origin = format!("alarm {id}");
+            let mut read = Vec::new();
+            if entry(&properties, "MetricName").is_some() {
+                let stat = scalar(&properties, &["Statistic"])
+                    .or_else(|| scalar(&properties, &["ExtendedStatistic"]));
+                read.push(alarm_metric(&properties, stat, &origin));
+            }
+            for item in items(
+                &entry(&properties, "Metrics")
+                    .map(|e| e.body)
+                    .unwrap_or_default(),
+            ) {
+                if entry(&item, "MetricStat").is_some() {
+                    let stat = scalar(&item, &["MetricStat", "Stat"]);
+                    read.push(alarm_metric(
+                        &at(&item, &["MetricStat", "Metric"]),
+                        stat,
+                        &origin,
+                    ));
+                }
+            }
+            let named = alarm
+                .iter()
+                .filter(|l| l.text.starts_with("MetricName:"))
+                .count();
+            assert_eq!(
+                read.len(),
+                named,
+                "{origin}: a metric the scanner did not read"
+            );
+            assert!(!read.is_empty(), "{origin} reads no metric");
+            (id, alarm, read)
+        })
+        .collect()
+}
+
+/// (namespace, dimension names, metric name) of every metric the code emits.
+fn emitted_metrics() -> BTreeSet<(String, BTreeSet<String>, String)> {
+    let sample = RequestMetrics {
+        provider: providers::ALL[0].name().to_owned(),
+        status: 200,
+        received: 1,
+        stored: 1,
+        stored_by_type: BTreeMap::from([(EventType::ALL[0], 1)]),
+        ..RequestMetrics::default()
+    };
+    let mut out = BTreeSet::new();
+    for line in metrics::emf_lines(&sample, 0) {
+        let line: Value = serde_json::from_str(&line).expect("an EMF line is JSON");
+        for directive in line["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .expect("EMF directives")
+        {
+            let namespace = directive["Namespace"].as_str().expect("a namespace");
+            for set in directive["Dimensions"].as_array().expect("dimension sets") {
+                let set: BTreeSet<String> = set
+                    .as_array()
+                    .expect("a dimension set")
+                    .iter()
+                    .map(|d| d.as_str().expect("a dimension name").to_owned())
+                    .collect();
+                for metric in directive["Metrics"].as_array().expect("metric definitions") {
+                    let name = metric["Name"].as_str().expect("a metric name");
+                    out.insert((namespace.to_owned(), set.clone(), name.to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dashboard_and_alarms_read_metrics_the_code_emits() {
+    let doc = lines(TEMPLATE);
+    let (_, body) = dashboard(&doc);
+    let mut read = dashboard_metrics(&body);
+    read.extend(alarms(&doc).into_iter().flat_map(|(_, _, read)| read));
+    let emitted = emitted_metrics();
+
+    let mut providers_named = BTreeSet::new();
+    for metric in read.iter().filter(|m| m.is_custom()) {
+        let origin = &metric.origin;
+        assert_eq!(
+            metric.namespace,
+            metrics::NAMESPACE,
+            "{origin}: namespace of {}",
+            metric.name
+        );
+        assert!(
+            METRICS_SOURCE.contains(&format!("\"{}\"", metric.name)),
+            "{origin}: src/metrics.rs has no metric named \"{}\"",
+            metric.name
+        );
+        for dimension in metric.dimensions.keys() {
+            assert!(
+                METRICS_SOURCE.contains(&format!("\"{dimension}\"")),
+                "{origin}: src/metrics.rs has no dimension \"{dimension}\""
+            );
+        }
+        let key = (
+            metric.namespace.clone(),
+            metric.dimension_names(),
+            metric.name.clone(),
+        );
+        assert!(
+            emitted.contains(&key),
+            "{origin}: the code emits no {} with dimensions {:?}",
+            metric.name,
+            key.1
+        );
+        providers_named.extend(metric.dimension("provider"));
+    }
+
+    // Provider dimension values are provider names (or the unrouted one).
+    let known: BTreeSet<&str> = providers::ALL
+        .iter()
+        .map(|p| p.name())
+        .chain([UNROUTED_PROVIDER])
+        .collect();
+    for provider in &providers_named {
+        assert!(
+            known.contains(provider),
+            "unknown provider dimension {provider}"
+        );
+    }
+
+    // The dashboard shows each of these.
+    let by_type = names(&["provider", "event_type"]);
+    let by_provider = names(&["provider"]);
+    let shown = dashboard_metrics(&body);
+    let wanted = [
+        ("EventsStored", &by_type),
+        ("EventsStored", &by_provider),
+        ("Duplicates", &by_provider),
+        ("AuthFailures", &by_provider),
+        ("ClientErrors", &by_provider),
+        ("ServerErrors", &by_provider),
+        ("StoreThrottles", &by_provider),
+    ];
+    for (name, dimensions) in wanted {
+        assert!(
+            shown
+                .iter()
+                .any(|m| m.is(metrics::NAMESPACE, name) && m.dimension_names() == *dimensions),
+            "the dashboard does not show {name} by {dimensions:?}"
+        );
+    }
+}
+
+#[test]
+fn dashboard_shows_this_stacks_function_table_and_api() {
+    let doc = lines(TEMPLATE);
+    let (function_id, _) = resource(&doc, "AWS::Serverless::Function");
+    let (table_id, _) = resource(&doc, "AWS::DynamoDB::Table");
+    let (api_id, _) = resource(&doc, "AWS::Serverless::HttpApi");
+    let (_, body) = dashboard(&doc);
+    let mut read = dashboard_metrics(&body);
+    read.extend(alarms(&doc).into_iter().flat_map(|(_, _, read)| read));
+
+    // Dimensions of AWS metrics point at this stack's resources.
+    let refers_to = |value: Option<&str>, id: &str| {
+        value == Some(format!("${{{id}}}").as_str()) || value == Some(format!("!Ref {id}").as_str())
+    };
+    for metric in read.iter().filter(|m| !m.is_custom()) {
+        for (dimension, value) in &metric.dimensions {
+            let value = value.as_deref();
+            let ok = match dimension.as_str() {
+                "FunctionName" => refers_to(value, function_id),
+                "TableName" => refers_to(value, table_id),
+                "ApiId" => refers_to(value, api_id),
+                "GlobalSecondaryIndexName" => value == Some(RECIPIENT_INDEX),
+                // The only operation the function is allowed.
+                "Operation" => value == Some("PutItem"),
+                _ => false,
+            };
+            assert!(
+                ok,
+                "{}: {} {dimension} = {value:?}",
+                metric.origin, metric.name
+            );
+        }
+    }
+
+    let shown = dashboard_metrics(&body);
+    let has = |namespace: &str, name: &str, stat: Option<&str>| {
+        shown
+            .iter()
+            .any(|m| m.is(namespace, name) && (stat.is_none() || m.stat.as_deref() == stat))
+    };
+    for stat in ["p50", "p99"] {
+        assert!(
+            has("AWS/Lambda", "Duration", Some(stat)),
+            "Lambda Duration {stat}"
+        );
+    }
+    for name in ["Errors", "Throttles", "ConcurrentExecutions"] {
+        assert!(has("AWS/Lambda", name, None), "Lambda {name}");
+    }
+    for name in ["WriteThrottleEvents", "ThrottledRequests"] {
+        assert!(has("AWS/DynamoDB", name, None), "DynamoDB {name}");
+    }
+    for name in ["4xx", "5xx", "Latency"] {
+        assert!(has("AWS/ApiGateway", name, None), "HTTP API {name}");
+    }
+}
+
+#[test]
+fn alarms_cover_every_provider_and_notify_the_topic() {
+    let doc = lines(TEMPLATE);
+    let parameters = at(&doc, &["Parameters"]);
+    assert_eq!(
+        scalar(&parameters, &["AlarmTopicArn", "Default"]),
+        Some(""),
+        "alarms notify no one by default"
+    );
+    assert_eq!(
+        scalar(&doc, &["Conditions", "HasAlarmTopic"]),
+        Some("!Not [!Equals [!Ref AlarmTopicArn, \"\"]]")
+    );
+    let notify = "!If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]";
+    let all = alarms(&doc);
+    let (_, body) = dashboard(&doc);
+
+    for (id, alarm, read) in &all {
+        for key in ["AlarmActions", "OKActions"] {
+            assert_eq!(
+                scalar(alarm, &["Properties", key]),
+                Some(notify),
+                "alarm {id} {key}"
+            );
+        }
+        assert_eq!(
+            scalar(alarm, &["Properties", "TreatMissingData"]),
+            Some("notBreaching"),
+            "alarm {id}: no traffic is no problem"
+        );
+
+        // A math alarm sums every metric it reads, so none is left out.
+        let properties = at(alarm, &["Properties"]);
+        if let Some(metrics) = entry(&properties, "Metrics") {
+            let queries = items(&metrics.body);
+            let returned: Vec<_> = queries
+                .iter()
+                .filter(|q| scalar(q, &["ReturnData"]) == Some("true"))
+                .collect();
+            assert_eq!(returned.len(), 1, "alarm {id}: one returned expression");
+            let expression = scalar(returned[0], &["Expression"]).expect("an Expression");
+            for query in queries.iter().filter(|q| entry(q, "MetricStat").is_some()) {
+                let metric_id = scalar(query, &["Id"]).expect("an Id");
+                assert!(
+                    expression
+                        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                        .any(|word| word == metric_id),
+                    "alarm {id}: {metric_id} is not in {expression}"
+                );
+            }
+        }
+
+        // The dashboard's alarm widget shows it.
+        let arn = Value::String(format!("${{{id}.Arn}}"));
+        assert!(
+            body["widgets"]
+                .as_array()
+                .expect("widgets")
+                .iter()
+                .filter(|w| w["type"] == "alarm")
+                .any(|w| w["properties"]["alarms"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&arn))),
+            "the dashboard's alarm widget does not show {id}"
+        );
+        assert!(!read.is_empty());
+    }
+
+    // The code's per-provider counters are alarmed on for every provider.
+    let providers_of = |name: &str| -> BTreeSet<String> {
+        all.iter()
+            .flat_map(|(_, _, read)| read)
+            .filter(|m| m.is(metrics::NAMESPACE, name))
+            .filter_map(|m| m.dimension("provider").map(str::to_owned))
+            .collect()
+    };
+    for name in ["ServerErrors", "AuthFailures"] {
+        let alarmed = providers_of(name);
+        for provider in providers::ALL {
+            assert!(
+                alarmed.contains(provider.name()),
+                "no {name} alarm for {}",
+                provider.name()
+            );
+        }
+    }
+    let alarm_on = |namespace: &str, name: &str| {
+        all.iter()
+            .find(|(_, _, read)| read.iter().any(|m| m.is(namespace, name)))
+            .unwrap_or_else(|| panic!("no alarm on {namespace} {name}"))
+    };
+    alarm_on("AWS/DynamoDB", "WriteThrottleEvents");
+    alarm_on("AWS/Lambda", "Errors");
+
+    let (id, alarm, read) = alarm_on(metrics::NAMESPACE, "AuthFailures");
+    assert_eq!(
+        scalar(alarm, &["Properties", "Threshold"]),
+        Some("!Ref AuthFailureAlarmThreshold"),
+        "alarm {id}"
+    );
+    assert!(entry(&parameters, "AuthFailureAlarmThreshold").is_some());
+    assert!(
+        read.iter()
+            .all(|m| m.is(metrics::NAMESPACE, "AuthFailures"))
+    );
+
+    let (id, alarm, read) = alarm_on("AWS/Lambda", "Duration");
+    assert_eq!(read[0].stat.as_deref(), Some("p99"), "alarm {id}");
+    let threshold: f64 = scalar(alarm, &["Properties", "Threshold"])
+        .and_then(|t| t.parse().ok())
+        .expect("a numeric Threshold");
+    assert!(
+        threshold < ENGAGELAB_DEADLINE_MS,
+        "alarm {id}: {threshold} ms must be below EngageLab's {ENGAGELAB_DEADLINE_MS} ms"
+    );
+}
+
+#[test]
+fn dashboard_url_output_opens_the_dashboard() {
+    let doc = lines(TEMPLATE);
+    let (dashboard_id, _) = dashboard(&doc);
+    let expected = format!(
+        "!Sub \"https://${{AWS::Region}}.console.aws.amazon.com/cloudwatch/home?region=${{AWS::Region}}#dashboards:name=${{{dashboard_id}}}\""
+    );
+    assert_eq!(
+        scalar(&doc, &["Outputs", "DashboardUrl", "Value"]),
+        Some(expected.as_str())
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The optional ALB for Tencent (its console only accepts ports 8080-8082).
+
+#[test]
+fn tencent_alb_is_https_on_8080_to_the_function_only_with_use_alb() {
+    let doc = lines(TEMPLATE);
+    let parameters = at(&doc, &["Parameters"]);
+    assert_eq!(
+        scalar(&parameters, &["EnableAlb", "Default"]),
+        Some("false"),
+        "the ALB is off by default"
+    );
+    assert_eq!(
+        scalar(&doc, &["Conditions", "UseAlb"]),
+        Some("!Equals [!Ref EnableAlb, \"true\"]")
+    );
+
+    // Everything the ALB needs exists only under UseAlb.
+    let resource_types = [
+        "AWS::EC2::SecurityGroup",
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        "AWS::ElasticLoadBalancingV2::Listener",
+        "AWS::Lambda::Permission",
+    ];
+    for resource_type in resource_types {
+        let found = resources(&doc, resource_type);
+        assert!(!found.is_empty(), "no {resource_type}");
+        for (id, body) in found {
+            assert_eq!(scalar(&body, &["Condition"]), Some("UseAlb"), "{id}");
+        }
+    }
+    for entry in entries(&at(&doc, &["Resources"])) {
+        let resource_type = scalar(&entry.body, &["Type"]).unwrap_or_default();
+        if resource_type.starts_with("AWS::ElasticLoadBalancingV2::") {
+            assert!(
+                resource_types.contains(&resource_type),
+                "{}: {resource_type}",
+                entry.key
+            );
+        }
+    }
+
+    let (function_id, _) = resource(&doc, "AWS::Serverless::Function");
+    let (lb_id, lb) = resource(&doc, "AWS::ElasticLoadBalancingV2::LoadBalancer");
+    let (tg_id, tg) = resource(&doc, "AWS::ElasticLoadBalancingV2::TargetGroup");
+    let (_, listener) = resource(&doc, "AWS::ElasticLoadBalancingV2::Listener");
+    let (permission_id, permission) = resource(&doc, "AWS::Lambda::Permission");
+    let (sg_id, sg) = resource(&doc, "AWS::EC2::SecurityGroup");
+    let function_arn = format!("!GetAtt {function_id}.Arn");
+
+    // The listener: HTTPS with the certificate, on a port Tencent accepts.
+    let port: u16 = scalar(&listener, &["Properties", "Port"])
+        .and_then(|p| p.parse().ok())
+        .expect("a numeric listener Port");
+    assert_eq!(port, 8080, "listener port");
+    assert!(TENCENT_CALLBACK_PORTS.contains(&port));
+    assert_eq!(
+        scalar(&listener, &["Properties", "Protocol"]),
+        Some("HTTPS")
+    );
+    let certificates = items(&at(&listener, &["Properties", "Certificates"]));
+    assert_eq!(certificates.len(), 1);
+    assert_eq!(
+        scalar(&certificates[0], &["CertificateArn"]),
+        Some("!Ref AlbCertificateArn")
+    );
+    let lb_ref = format!("!Ref {lb_id}");
+    assert_eq!(
+        scalar(&listener, &["Properties", "LoadBalancerArn"]),
+        Some(lb_ref.as_str())
+    );
+    let actions = items(&at(&listener, &["Properties", "DefaultActions"]));
+    let tg_ref = format!("!Ref {tg_id}");
+    assert_eq!(actions.len(), 1);
+    assert_eq!(scalar(&actions[0], &["Type"]), Some("forward"));
+    assert_eq!(
+        scalar(&actions[0], &["TargetGroupArn"]),
+        Some(tg_ref.as_str())
+    );
+
+    // The load balancer faces the internet through the security group, which
+    // opens the listener's port.
+    assert_eq!(
+        scalar(&lb, &["Properties", "Scheme"]),
+        Some("internet-facing")
+    );
+    assert_eq!(scalar(&lb, &["Properties", "Type"]), Some("application"));
+    let sg_ref = format!("!Ref {sg_id}");
+    assert!(
+        scalar(&lb, &["Properties", "SecurityGroups"]).is_some_and(|v| v.contains(&sg_ref)),
+        "the ALB uses {sg_id}"
+    );
+    let ingress = items(&at(&sg, &["Properties", "SecurityGroupIngress"]));
+    assert_eq!(ingress.len(), 1, "one ingress rule");
+    let port_text = port.to_string();
+    for key in ["FromPort", "ToPort"] {
+        assert_eq!(
+            scalar(&ingress[0], &[key]),
+            Some(port_text.as_str()),
+            "{key}"
+        );
+    }
+    assert_eq!(scalar(&ingress[0], &["IpProtocol"]), Some("tcp"));
+    assert_eq!(
+        scalar(&ingress[0], &["CidrIp"]),
+        Some("!Ref AlbIngressCidr")
+    );
+
+    // The target group: the function, registered once the permission exists.
+    assert_eq!(scalar(&tg, &["Properties", "TargetType"]), Some("lambda"));
+    let targets = items(&at(&tg, &["Properties", "Targets"]));
+    assert_eq!(targets.len(), 1);
+    assert_eq!(scalar(&targets[0], &["Id"]), Some(function_arn.as_str()));
+    assert_eq!(
+        scalar(&tg, &["DependsOn"]),
+        Some(permission_id),
+        "{tg_id} DependsOn"
+    );
+
+    // The permission: ELB, only from that target group (by its name).
+    let properties = at(&permission, &["Properties"]);
+    assert_eq!(
+        scalar(&properties, &["Principal"]),
+        Some("elasticloadbalancing.amazonaws.com")
+    );
+    assert_eq!(
+        scalar(&properties, &["Action"]),
+        Some("lambda:InvokeFunction")
+    );
+    assert_eq!(
+        scalar(&properties, &["FunctionName"]),
+        Some(function_arn.as_str())
+    );
+    let tg_name = scalar(&tg, &["Properties", "Name"]).expect("a target group Name");
+    let source_arn = scalar(&properties, &["SourceArn"]).expect("a SourceArn");
+    assert!(
+        source_arn.contains(":targetgroup/${Name}/*") && source_arn.contains(tg_name),
+        "SourceArn must name the target group {tg_name}: {source_arn}"
+    );
+
+    // Rules refuse EnableAlb without a network and a certificate.
+    let rules: Vec<&str> = at(&doc, &["Rules"]).iter().map(|l| l.text).collect();
+    for parameter in ["AlbVpcId", "AlbSubnetIds", "AlbCertificateArn"] {
+        assert!(
+            rules
+                .iter()
+                .any(|l| l.contains(&format!("!Ref {parameter}"))),
+            "no rule requires {parameter}"
+        );
+    }
+
+    // The output: the listener's port and the Tencent route.
+    let output = at(&doc, &["Outputs", "TencentAlbWebhookUrl"]);
+    assert_eq!(scalar(&output, &["Condition"]), Some("UseAlb"));
+    let url = scalar(&output, &["Value"]).expect("a URL");
+    let path = "/webhooks/tencent";
+    assert_eq!(
+        url,
+        format!("!Sub \"https://${{{lb_id}.DNSName}}:{port}{path}\"")
+    );
+    assert_eq!(
+        mailhooks::app::route(path).map(|p| p.name()).ok(),
+        Some("tencent")
+    );
 }
