@@ -10,8 +10,9 @@ use crate::providers;
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
 /// Default largest accepted body: Lambda's synchronous payload limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
-/// Default bound on the whole storage call, retries included; EngageLab waits 3 s.
-pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(2500);
+/// Default bound on the whole storage call, retries included: under the 2 s
+/// function timeout, itself well under EngageLab's 3 s answer limit.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Everything the handler needs to know from its environment.
 #[derive(Debug, Clone)]
