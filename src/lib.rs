@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod providers;
 pub mod secrets;
 pub mod signing;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 

@@ -15,7 +15,10 @@ use mailhooks::EventType;
 use mailhooks::config::{self, Config};
 use mailhooks::metrics::{self, RequestMetrics};
 use mailhooks::providers;
-use mailhooks::store::item::{PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, TTL_ATTRIBUTE};
+use mailhooks::store::item::{
+    PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, SUPPRESSION, SUPPRESSION_INDEX,
+    TTL_ATTRIBUTE,
+};
 use serde_json::Value;
 
 const TEMPLATE: &str = include_str!("../template.yaml");
@@ -240,7 +243,7 @@ fn table_keys_match_the_item_layout() {
                 )
             })
             .collect();
-    let expected: BTreeSet<_> = [PARTITION_KEY, SORT_KEY, RECIPIENT]
+    let expected: BTreeSet<_> = [PARTITION_KEY, SORT_KEY, RECIPIENT, SUPPRESSION]
         .into_iter()
         .map(|name| pair(name, "S"))
         .collect();
@@ -252,7 +255,7 @@ fn table_keys_match_the_item_layout() {
 }
 
 #[test]
-fn recipient_index_matches_the_code() {
+fn indexes_match_the_code() {
     let doc = lines(TEMPLATE);
     let (_, table) = resource(&doc, "AWS::DynamoDB::Table");
     let indexes = items(&at(&table, &["Properties", "GlobalSecondaryIndexes"]));
@@ -260,17 +263,24 @@ fn recipient_index_matches_the_code() {
         .iter()
         .map(|i| scalar(i, &["IndexName"]).unwrap_or_default())
         .collect();
-    assert_eq!(names, [RECIPIENT_INDEX], "global secondary indexes");
-    let index = &indexes[0];
     assert_eq!(
-        key_schema(&at(index, &["KeySchema"])),
-        [pair(RECIPIENT, "HASH"), pair(SORT_KEY, "RANGE")],
-        "{RECIPIENT_INDEX} key schema"
+        names,
+        [RECIPIENT_INDEX, SUPPRESSION_INDEX],
+        "global secondary indexes"
     );
-    assert_eq!(
-        scalar(index, &["Projection", "ProjectionType"]),
-        Some("ALL")
-    );
+    for (index, partition) in indexes.iter().zip([RECIPIENT, SUPPRESSION]) {
+        let name = scalar(index, &["IndexName"]).unwrap_or_default();
+        assert_eq!(
+            key_schema(&at(index, &["KeySchema"])),
+            [pair(partition, "HASH"), pair(SORT_KEY, "RANGE")],
+            "{name} key schema"
+        );
+        assert_eq!(
+            scalar(index, &["Projection", "ProjectionType"]),
+            Some("ALL"),
+            "{name} projection"
+        );
+    }
 }
 
 #[test]

@@ -15,7 +15,10 @@ use aws_sdk_dynamodb::types::{
 };
 use futures_util::stream::{self, StreamExt};
 
-use super::item::{self, PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, TTL_ATTRIBUTE};
+use super::item::{
+    self, PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, SUPPRESSION, SUPPRESSION_INDEX,
+    TTL_ATTRIBUTE,
+};
 use super::{EventStore, PutOutcome, StoreError};
 use crate::event::EmailEvent;
 
@@ -189,7 +192,7 @@ pub fn local_client(endpoint: &str, operation_timeout: Duration) -> Client {
 }
 
 /// Creates the events table exactly as `template.yaml` declares it: keys, the
-/// recipient index and TTL. Used by the local run command and the tests.
+/// recipient and suppression indexes and TTL. Used by the local run command and the tests.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     let key = |name: &str, key_type| {
         KeySchemaElement::builder()
@@ -205,17 +208,19 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .build()
             .map_err(build_error)
     };
-    let index = GlobalSecondaryIndex::builder()
-        .index_name(RECIPIENT_INDEX)
-        .key_schema(key(RECIPIENT, KeyType::Hash)?)
-        .key_schema(key(SORT_KEY, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(build_error)?;
+    let index = |name: &str, partition: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(partition, KeyType::Hash)?)
+            .key_schema(key(SORT_KEY, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(build_error)
+    };
     client
         .create_table()
         .table_name(table)
@@ -225,7 +230,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(string_attribute(PARTITION_KEY)?)
         .attribute_definitions(string_attribute(SORT_KEY)?)
         .attribute_definitions(string_attribute(RECIPIENT)?)
-        .global_secondary_indexes(index)
+        .attribute_definitions(string_attribute(SUPPRESSION)?)
+        .global_secondary_indexes(index(RECIPIENT_INDEX, RECIPIENT)?)
+        .global_secondary_indexes(index(SUPPRESSION_INDEX, SUPPRESSION)?)
         .send()
         .await
         .map_err(classify)?;

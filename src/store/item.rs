@@ -11,6 +11,7 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
 use crate::event::{EmailEvent, format_rfc3339_ms};
+use crate::status::suppression_reason;
 
 /// Partition key attribute: the provider's per-recipient message id.
 pub const PARTITION_KEY: &str = "message_id";
@@ -20,6 +21,11 @@ pub const SORT_KEY: &str = "timestamp";
 pub const RECIPIENT_INDEX: &str = "recipient-index";
 /// Partition key of [`RECIPIENT_INDEX`].
 pub const RECIPIENT: &str = "recipient";
+/// Sparse global secondary index of the addresses not to mail again:
+/// [`SUPPRESSION`] + `timestamp`, present only on suppressing events.
+pub const SUPPRESSION_INDEX: &str = "suppression-index";
+/// Partition key of [`SUPPRESSION_INDEX`]: the reason (see [`crate::status::suppression_reason`]).
+pub const SUPPRESSION: &str = "suppression";
 /// TTL attribute (Unix seconds), set when a retention is configured.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// DynamoDB's item size limit.
@@ -75,6 +81,11 @@ pub fn build(
     }
     if let Some(bounce) = event.bounce_type {
         item.insert("bounce_type".into(), s(bounce.as_str()));
+    }
+    if event.recipient.is_some() {
+        if let Some(reason) = suppression_reason(event.event_type, event.bounce_type) {
+            item.insert(SUPPRESSION.into(), s(reason));
+        }
     }
     for (name, map) in [("metadata", &event.metadata), ("details", &event.details)] {
         if !map.is_empty() {
@@ -223,6 +234,23 @@ mod tests {
         );
         assert_eq!(raw_payload(&item).as_deref(), Some(r#"{"a":1}"#));
         assert!(!item.contains_key("raw_gz"));
+        assert!(
+            !item.contains_key(SUPPRESSION),
+            "an inbound event suppresses nothing"
+        );
+    }
+
+    #[test]
+    fn suppressing_events_carry_the_sparse_index_key() {
+        let mut e = event("{}".into());
+        e.event_type = EventType::Bounced;
+        e.bounce_type = Some(BounceType::Hard);
+        assert_eq!(text(&build(&e, 0, None), SUPPRESSION), "hard_bounce");
+        e.recipient = None;
+        assert!(
+            !build(&e, 0, None).contains_key(SUPPRESSION),
+            "no address, nothing to suppress"
+        );
     }
 
     #[test]
