@@ -82,10 +82,10 @@ pub fn build(
     if let Some(bounce) = event.bounce_type {
         item.insert("bounce_type".into(), s(bounce.as_str()));
     }
-    if event.recipient.is_some() {
-        if let Some(reason) = suppression_reason(event.event_type, event.bounce_type) {
-            item.insert(SUPPRESSION.into(), s(reason));
-        }
+    if event.recipient.is_some()
+        && let Some(reason) = suppression_reason(event.event_type, event.bounce_type)
+    {
+        item.insert(SUPPRESSION.into(), s(reason));
     }
     for (name, map) in [("metadata", &event.metadata), ("details", &event.details)] {
         if !map.is_empty() {
