@@ -141,10 +141,15 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
     }
 }
 
-/// Retry and timeout settings: the SDK's standard retries, bounded as a whole by
+/// Retry and timeout settings: the SDK's standard retries (3 attempts, jittered
+/// exponential backoff from 50 ms), bounded as a whole by
 /// `operation_timeout` so we answer before the provider gives up on us.
 pub fn timeouts(operation_timeout: Duration) -> (RetryConfig, TimeoutConfig) {
-    let retry = RetryConfig::standard().with_max_attempts(3);
+    // A short first backoff: three attempts must fit in the bound, so that a
+    // throttled store is reported as throttled rather than as a timeout.
+    let retry = RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(50));
     let timeout = TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(500))
         .operation_timeout(operation_timeout)

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod faults;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,8 +73,10 @@ impl Emulator {
 
 /// Configuration with both secrets of every provider and `extra` settings.
 pub fn config(extra: &[(&str, &str)]) -> Config {
-    let mut vars: HashMap<String, String> =
-        HashMap::from([("TABLE_NAME".to_owned(), TABLE.to_owned())]);
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("TABLE_NAME".to_owned(), TABLE.to_owned()),
+        ("EMIT_METRICS".to_owned(), "false".to_owned()),
+    ]);
     vars.insert("TENCENT_TOKENS".into(), secrets("tencent").join(","));
     vars.insert("ENGAGELAB_APP_KEYS".into(), secrets("engagelab").join(","));
     vars.insert("USPEEDO_TOKENS".into(), secrets("uspeedo").join(","));

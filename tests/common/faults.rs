@@ -1,0 +1,132 @@
+//! A fault-injecting HTTP proxy in front of the in-process DynamoDB API: it
+//! forwards every request unless told to throttle, fail writes that mention a
+//! marker, delay answers, or be down.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// What the proxy does to the requests it sees.
+#[derive(Default)]
+pub struct Faults {
+    /// Answer this many of the next PutItem calls with a throttling error.
+    pub throttle_next_puts: AtomicUsize,
+    /// Answer every PutItem with a throttling error.
+    pub throttle_all_puts: AtomicBool,
+    /// Fail (HTTP 500) every PutItem whose body contains this text.
+    pub fail_puts_containing: Mutex<Option<String>>,
+    /// Forward, then hold the answer this long (the write is already done).
+    pub delay_after_forwarding: Mutex<Duration>,
+    /// Refuse everything as if the store were down (503 without forwarding).
+    pub down: AtomicBool,
+    /// PutItem calls seen.
+    pub puts_seen: AtomicUsize,
+}
+
+/// A running proxy: point the store at `endpoint`, steer it through `faults`.
+pub struct FaultyStore {
+    pub endpoint: String,
+    pub faults: Arc<Faults>,
+}
+
+struct Proxy {
+    upstream: String,
+    faults: Arc<Faults>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl FaultyStore {
+    /// Starts a proxy in front of `upstream` (an emulator endpoint).
+    pub async fn start(upstream: &str) -> FaultyStore {
+        let faults = Arc::new(Faults::default());
+        let proxy = Arc::new(Proxy {
+            upstream: upstream.to_owned(),
+            faults: Arc::clone(&faults),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let router = axum::Router::new().fallback(forward).with_state(proxy);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        FaultyStore { endpoint, faults }
+    }
+}
+
+fn dynamodb_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body =
+        format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{message}"}}"#);
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    response
+}
+
+async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    let faults = &proxy.faults;
+    if faults.down.load(Ordering::SeqCst) {
+        return dynamodb_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "store down",
+        );
+    }
+    let (parts, body) = request.into_parts();
+    let body = to_bytes(body, 64 * 1024 * 1024).await.unwrap();
+    let is_put = parts
+        .headers
+        .get("x-amz-target")
+        .is_some_and(|t| t.as_bytes().ends_with(b".PutItem"));
+    if is_put {
+        faults.puts_seen.fetch_add(1, Ordering::SeqCst);
+        let throttle_one = faults
+            .throttle_next_puts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if throttle_one || faults.throttle_all_puts.load(Ordering::SeqCst) {
+            return dynamodb_error(
+                StatusCode::BAD_REQUEST,
+                "ProvisionedThroughputExceededException",
+                "throttled by the test",
+            );
+        }
+        let marker = faults.fail_puts_containing.lock().unwrap().clone();
+        if marker.is_some_and(|m| String::from_utf8_lossy(&body).contains(&m)) {
+            return dynamodb_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "failed by the test",
+            );
+        }
+    }
+    let mut upstream = axum::http::Request::builder()
+        .method(parts.method)
+        .uri(format!("{}{}", proxy.upstream, parts.uri.path()));
+    for (name, value) in &parts.headers {
+        upstream = upstream.header(name, value);
+    }
+    let answer = proxy
+        .client
+        .request(upstream.body(Full::new(body)).unwrap())
+        .await
+        .unwrap();
+    let delay = *faults.delay_after_forwarding.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (parts, body) = answer.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Response::from_parts(parts, Body::from(body))
+}
