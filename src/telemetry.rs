@@ -1,15 +1,44 @@
-//! Logging: one JSON object per line on stderr, filter from `RUST_LOG` (else the caller's default).
+//! Logging: one JSON object per line on stderr, filter from `RUST_LOG` (else the
+//! caller's default). The AWS SDK and HTTP crates are capped at `debug` whatever
+//! the filter says: at `trace` they print request bodies, i.e. event payloads.
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the JSON log subscriber with `default_filter` unless `RUST_LOG` is
-/// set. Call once, first thing in `main`.
+/// Crates whose `trace` output contains request or response bodies (dynoxide:
+/// the embedded store of the local run command and the tests).
+const BODY_TRACING_CRATES: [&str; 11] = [
+    "dynoxide",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_http",
+    "aws_sdk_dynamodb",
+    "aws_sdk_secretsmanager",
+    "aws_config",
+    "hyper",
+    "hyper_util",
+    "rustls",
+];
+
+/// The log filter for `spec` (a `RUST_LOG`-style directive list), with the
+/// body-tracing crates capped at `debug`. An unparsable spec falls back to `info`.
+pub fn filter(spec: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    for krate in BODY_TRACING_CRATES {
+        if let Ok(directive) = format!("{krate}=debug").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
+/// Installs the JSON log subscriber with `RUST_LOG`, else `default_filter`.
+/// Call once, first thing in `main`.
 pub fn init(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| default_filter.to_owned());
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_env_filter(filter(&spec))
         .with_current_span(false)
         .with_target(false)
         .without_time()

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use mailhooks::providers::engagelab::{hmac_signature, md5_signature};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A valid body for each provider.
 fn body(provider: &str) -> Vec<u8> {
@@ -255,4 +255,196 @@ async fn engagelab_header_names_are_case_insensitive() {
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
     assert_eq!(send(&app, "engagelab", "", &lower).await.0, 200);
+}
+
+// ---------------------------------------------------------------------------
+// Extended battery: replays, header tricks, path tricks, cross-provider bodies.
+
+#[tokio::test]
+async fn a_captured_engagelab_request_replayed_after_the_window_is_refused() {
+    let db = Emulator::start().await;
+    let key = &secrets("engagelab")[0];
+    let ts = NOW_SECS.to_string();
+    let event = apigw_event(
+        "POST",
+        "/webhooks/engagelab",
+        "",
+        &engagelab_headers(&ts, hmac_signature(key, &ts)),
+        &body("engagelab"),
+    );
+    let (status, _) = parts(app(&db).handle(to_request(&event)).await);
+    assert_eq!(status, 200);
+    // The same bytes, 301 s later.
+    let later = mailhooks::App::new(
+        config(&[]),
+        mailhooks::store::DynamoStore::new(
+            mailhooks::store::dynamodb::local_client(
+                &db.endpoint,
+                std::time::Duration::from_secs(2),
+            ),
+            TABLE,
+            None,
+        ),
+        std::sync::Arc::new(mailhooks::auth::FixedClock(NOW_MS + 301_000)),
+    );
+    let (status, reply) = parts(later.handle(to_request(&event)).await);
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (401, Some("stale_timestamp"))
+    );
+}
+
+#[tokio::test]
+async fn header_name_case_never_matters() {
+    let db = Emulator::start().await;
+    let key = &secrets("engagelab")[0];
+    let ts = NOW_SECS.to_string();
+    // ALB passes header names as the client sent them.
+    let alb = json!({
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t/1"}},
+        "httpMethod": "POST",
+        "path": "/webhooks/engagelab",
+        "headers": {
+            "X-WEBHOOK-TIMESTAMP": ts,
+            "x-webhook-appkey": "email",
+            "X-Webhook-Signature": hmac_signature(key, &ts),
+            "Content-Type": "application/json"
+        },
+        "body": String::from_utf8(body("engagelab")).unwrap(),
+        "isBase64Encoded": false
+    });
+    let (status, reply) = parts(app(&db).handle(to_request(&alb)).await);
+    assert_eq!(status, 200, "{reply}");
+}
+
+/// A request built directly, as the local server or any non-merging front end delivers it.
+fn raw_request(
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> lambda_http::Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(path_and_query);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    builder.body(lambda_http::Body::from(body)).unwrap()
+}
+
+#[tokio::test]
+async fn duplicated_authentication_headers_are_refused() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    let key = &secrets("engagelab")[0];
+    let ts = NOW_SECS.to_string();
+    let good = hmac_signature(key, &ts);
+    let request = raw_request(
+        "/webhooks/engagelab",
+        &[
+            ("X-WebHook-Timestamp", &ts),
+            ("X-WebHook-AppKey", "email"),
+            ("X-WebHook-Signature", "0000"),
+            ("x-webhook-signature", &good),
+        ],
+        body("engagelab"),
+    );
+    let (status, reply) = parts(app.handle(request).await);
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (401, Some("duplicate_header"))
+    );
+    let [old, new] = secrets("tencent");
+    let request = raw_request(
+        &format!("/webhooks/tencent?token={old}&token={new}"),
+        &[],
+        body("tencent"),
+    );
+    let (status, reply) = parts(app.handle(request).await);
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (401, Some("conflicting_credentials"))
+    );
+    assert!(db.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn oversized_credentials_are_refused_without_harm() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    let huge = "a".repeat(256 * 1024);
+    let ts = NOW_SECS.to_string();
+    let request = raw_request(
+        "/webhooks/engagelab",
+        &[
+            ("X-WebHook-Timestamp", &ts),
+            ("X-WebHook-AppKey", &huge),
+            ("X-WebHook-Signature", &huge),
+        ],
+        body("engagelab"),
+    );
+    assert_eq!(parts(app.handle(request).await).0, 401);
+    // URIs over 64 KB cannot even be built by the `http` crate, so 60 KB is the worst case.
+    let long_token = "b".repeat(60 * 1024);
+    let request = raw_request(
+        &format!("/webhooks/uspeedo?token={long_token}"),
+        &[],
+        body("uspeedo"),
+    );
+    let (status, reply) = parts(app.handle(request).await);
+    assert_eq!((status, reply["error"].as_str()), (401, Some("bad_token")));
+    let request = raw_request(
+        &format!("/webhooks/tencent?token={}", "9".repeat(30)),
+        &[],
+        body("tencent"),
+    );
+    assert_eq!(parts(app.handle(request).await).0, 401);
+    assert!(db.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn path_tricks_never_reach_a_provider() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    let token = format!("token={}", secrets("tencent")[0]);
+    for (path, expected) in [
+        ("/webhooks/../webhooks/tencent", 404),
+        ("/webhooks/./tencent", 404),
+        ("/webhooks%2Ftencent", 404),
+        ("/webhooks%2ftencent", 404),
+        ("/webhooks/tencent%2F", 404),
+        ("/webhooks//tencent", 404),
+        ("/webhooks/Tencent", 404),
+        ("/WEBHOOKS/tencent", 404),
+        ("/webhooks/tencent/extra", 404),
+        ("/webhooks/tencent/", 200),
+        ("/prod/webhooks/tencent", 200),
+    ] {
+        let request = raw_request(&format!("{path}?{token}"), &[], body("tencent"));
+        let (status, reply) = parts(app.handle(request).await);
+        assert_eq!(status, expected, "{path}: {reply}");
+    }
+    assert_eq!(
+        db.items().await.len(),
+        1,
+        "the accepted paths stored the same event once"
+    );
+}
+
+#[tokio::test]
+async fn a_valid_secret_does_not_make_another_providers_body_acceptable() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    for (route, foreign) in [
+        ("tencent", fixture("uspeedo", "batch")),
+        ("tencent", fixture("engagelab", "click")),
+        ("uspeedo", fixture("tencent", "bounce")),
+        ("uspeedo", fixture("engagelab", "open")),
+        ("engagelab", fixture("tencent", "click")),
+        ("engagelab", fixture("uspeedo", "batch")),
+    ] {
+        let (status, reply) = parts(app.handle(signed_post(route, &foreign)).await);
+        assert_eq!(status, 400, "{route} given a foreign body: {reply}");
+    }
+    assert!(db.items().await.is_empty());
 }

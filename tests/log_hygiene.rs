@@ -1,0 +1,95 @@
+//! No secret, token or payload ever reaches the logs, even at `RUST_LOG=trace`.
+//! Its own test binary: a thread-scoped log subscriber is only reliable when no
+//! other test in the process registers the same log call sites first.
+
+mod common;
+
+use common::*;
+use mailhooks::providers::engagelab::hmac_signature;
+
+fn body(provider: &str) -> Vec<u8> {
+    match provider {
+        "tencent" => fixture("tencent", "delivered"),
+        "engagelab" => fixture("engagelab", "delivered"),
+        _ => fixture("uspeedo", "deliver"),
+    }
+}
+
+/// Collects everything the handler logs while `f` runs.
+async fn captured_logs<F: std::future::Future<Output = ()>>(f: F) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    // The function's own filter, at its most verbose: RUST_LOG=trace.
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(mailhooks::telemetry::filter("trace"))
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    f.await;
+    drop(guard);
+    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+}
+
+#[tokio::test]
+async fn no_secret_token_or_payload_ever_reaches_the_logs() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    let logs = captured_logs(async {
+        for provider in PROVIDERS {
+            for secret in [secrets(provider)[0].as_str(), "guessed-wrong-secret"] {
+                let (query, headers) = signed(provider, secret);
+                let event = apigw_event(
+                    "POST",
+                    &format!("/webhooks/{provider}"),
+                    &query,
+                    &headers,
+                    &body(provider),
+                );
+                app.handle(to_request(&event)).await;
+            }
+        }
+        let broken = b"{\"event\": \"bounce\", \"email\": \"leaky@example.com\", \"bulkId\": ";
+        app.handle(signed_post("tencent", broken)).await;
+        let unreachable = app_with("http://127.0.0.1:9", config(&[("STORE_TIMEOUT_MS", "300")]));
+        unreachable
+            .handle(signed_post("uspeedo", &fixture("uspeedo", "batch")))
+            .await;
+    })
+    .await;
+    assert!(
+        logs.matches("\"request\"").count() >= 8,
+        "the capture works: {logs}"
+    );
+    for provider in PROVIDERS {
+        for secret in secrets(provider) {
+            assert!(!logs.contains(&secret), "secret of {provider} in the logs");
+        }
+    }
+    for leak in [
+        "guessed-wrong-secret",
+        "leaky@example.com",
+        "example@example.com",
+        "12345@gmail.com",
+        "user@example.com",
+        "551 5.1.1",
+        "X-Tencentcloudses",
+        "a1b2c3d4e5f6",
+    ] {
+        assert!(!logs.contains(leak), "{leak:?} in the logs:\n{logs}");
+    }
+    let signature = hmac_signature(&secrets("engagelab")[0], &NOW_SECS.to_string());
+    assert!(!logs.contains(&signature), "a signature in the logs");
+}
