@@ -229,7 +229,7 @@ pub fn format_rfc3339_ms(unix_ms: i64) -> String {
 ///
 /// Values above 10^11 are milliseconds (10^11 s is the year 5138; 10^11 ms is 1973).
 pub fn unix_to_ms(value: i64) -> i64 {
-    if value.abs() > 100_000_000_000 {
+    if value.unsigned_abs() > 100_000_000_000 {
         value
     } else {
         value.saturating_mul(1000)
@@ -256,6 +256,8 @@ mod tests {
     fn detects_seconds_and_milliseconds_by_magnitude() {
         assert_eq!(unix_to_ms(1_234_567_890), 1_234_567_890_000);
         assert_eq!(unix_to_ms(1_234_567_890_000), 1_234_567_890_000);
+        assert_eq!(unix_to_ms(i64::MIN), i64::MIN, "no overflow on the most negative time");
+        assert_eq!(format_rfc3339_ms(i64::MIN), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

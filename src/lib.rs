@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod fuzz_support;
 pub mod metrics;
 pub mod providers;
 pub mod secrets;
