@@ -256,7 +256,11 @@ mod tests {
     fn detects_seconds_and_milliseconds_by_magnitude() {
         assert_eq!(unix_to_ms(1_234_567_890), 1_234_567_890_000);
         assert_eq!(unix_to_ms(1_234_567_890_000), 1_234_567_890_000);
-        assert_eq!(unix_to_ms(i64::MIN), i64::MIN, "no overflow on the most negative time");
+        assert_eq!(
+            unix_to_ms(i64::MIN),
+            i64::MIN,
+            "no overflow on the most negative time"
+        );
         assert_eq!(format_rfc3339_ms(i64::MIN), "1970-01-01T00:00:00.000Z");
     }
 
