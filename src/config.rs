@@ -31,6 +31,8 @@ pub struct Config {
     pub store_timeout: Duration,
     /// Print CloudWatch EMF metric lines on stdout (`EMIT_METRICS`, default on).
     pub emit_metrics: bool,
+    /// S3 bucket for raw payloads too large for their item (`RAW_BUCKET`).
+    pub raw_bucket: Option<String>,
 }
 
 /// A setting that is present but unusable; the function refuses to start.
@@ -92,6 +94,9 @@ impl Config {
             retention_days,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             store_timeout: Duration::from_millis(store_timeout_ms),
+            raw_bucket: get("RAW_BUCKET")
+                .map(|b| b.trim().to_owned())
+                .filter(|b| !b.is_empty()),
             emit_metrics: get("EMIT_METRICS")
                 .is_none_or(|v| v.trim().is_empty() || is_true(Some(&v))),
         })

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use lambda_http::{Error, Request, service_fn};
 use mailhooks::auth::SystemClock;
 use mailhooks::secrets::{self, SECRETS_ARN_ENV};
+use mailhooks::store::archive::RawArchive;
 use mailhooks::store::{DynamoStore, dynamodb};
 use mailhooks::{App, Config, telemetry};
 
@@ -23,11 +24,15 @@ async fn main() -> Result<(), Error> {
         tracing::info!(keys = ?vars.keys().collect::<Vec<_>>(), "provider secrets read from Secrets Manager");
         config = config.with_secrets_from(&vars);
     }
-    let store = DynamoStore::new(
+    let mut store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         config.table_name.clone(),
         config.retention_days,
     );
+    if let Some(bucket) = &config.raw_bucket {
+        let archive = RawArchive::new(aws_sdk_s3::Client::new(&sdk), bucket.clone());
+        store = store.with_raw_archive(archive);
+    }
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
     lambda_http::run(service_fn(move |request: Request| {
         let app = Arc::clone(&app);

@@ -9,18 +9,29 @@ use std::path::PathBuf;
 use common::*;
 
 fn inputs(dir: &str) -> Vec<(String, Vec<u8>)> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(dir);
-    let Ok(entries) = std::fs::read_dir(&path) else { return Vec::new() };
-    let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join(dir);
+    let Ok(entries) = std::fs::read_dir(&path) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
     files.sort();
-    files.into_iter().map(|p| (p.display().to_string(), std::fs::read(&p).unwrap())).collect()
+    files
+        .into_iter()
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect()
 }
 
 #[test]
 fn parser_regressions_do_not_panic() {
     for provider in PROVIDERS {
         for (name, data) in inputs(&format!("regressions/{provider}")) {
-            let outcome = std::panic::catch_unwind(|| mailhooks::fuzz_support::check_parser(provider, &data));
+            let outcome =
+                std::panic::catch_unwind(|| mailhooks::fuzz_support::check_parser(provider, &data));
             assert!(outcome.is_ok(), "{name} panics");
         }
     }
@@ -46,11 +57,19 @@ async fn request_regressions_and_seeds_get_a_known_answer() {
     let mut seen = 0;
     for dir in ["seeds/request", "regressions/request"] {
         for (name, data) in inputs(dir) {
-            let Some(request) = mailhooks::fuzz_support::parse_request(&data) else { continue };
+            let Some(request) = mailhooks::fuzz_support::parse_request(&data) else {
+                continue;
+            };
             let (status, reply) = parts(app.handle(request).await);
-            assert!(matches!(status, 200 | 400 | 401 | 404 | 405 | 413), "{name}: {status} {reply}");
+            assert!(
+                matches!(status, 200 | 400 | 401 | 404 | 405 | 413),
+                "{name}: {status} {reply}"
+            );
             if dir == "seeds/request" {
-                assert_eq!(status, 200, "every seed is a valid signed request: {name}: {reply}");
+                assert_eq!(
+                    status, 200,
+                    "every seed is a valid signed request: {name}: {reply}"
+                );
             }
             seen += 1;
         }

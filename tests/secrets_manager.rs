@@ -1,7 +1,7 @@
 //! Provider secrets read from a real Secrets Manager API (moto's server on
-//! loopback, installed and started by `.ci/secrets-manager.sh`), then used to
+//! loopback, installed and started by `.ci/moto-tests.sh`), then used to
 //! authenticate a webhook end to end. Ignored by a plain `cargo test` because
-//! it needs that server: `bash .ci/secrets-manager.sh` runs it.
+//! it needs that server: `bash .ci/moto-tests.sh` runs it.
 
 mod common;
 
@@ -21,11 +21,11 @@ fn client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
 }
 
 fn moto_endpoint() -> String {
-    std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run bash .ci/secrets-manager.sh")
+    std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run bash .ci/moto-tests.sh")
 }
 
 #[tokio::test]
-#[ignore = "needs a Secrets Manager API: bash .ci/secrets-manager.sh"]
+#[ignore = "needs a Secrets Manager API: bash .ci/moto-tests.sh"]
 async fn secrets_from_secrets_manager_authenticate_webhooks() {
     let sm = client(&moto_endpoint());
     let created = sm
@@ -65,7 +65,7 @@ async fn secrets_from_secrets_manager_authenticate_webhooks() {
 }
 
 #[tokio::test]
-#[ignore = "needs a Secrets Manager API: bash .ci/secrets-manager.sh"]
+#[ignore = "needs a Secrets Manager API: bash .ci/moto-tests.sh"]
 async fn a_missing_or_malformed_secret_stops_the_cold_start() {
     let sm = client(&moto_endpoint());
     let missing = secrets::fetch(&sm, "no-such-secret").await;

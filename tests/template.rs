@@ -343,7 +343,7 @@ fn environment_matches_what_the_configuration_reads() {
 }
 
 #[test]
-fn policy_grants_only_put_item_on_the_table() {
+fn policy_grants_only_what_the_code_needs() {
     let doc = lines(TEMPLATE);
     let (table_id, _) = resource(&doc, "AWS::DynamoDB::Table");
     let (_, function) = resource(&doc, "AWS::Serverless::Function");
@@ -366,15 +366,17 @@ fn policy_grants_only_put_item_on_the_table() {
             word.contains(':') && !word.starts_with("dynamodb:") && !word.starts_with('!')
         })
         .filter(|word| {
-            word.split(':')
-                .next()
-                .is_some_and(|service| service.chars().all(|c| c.is_ascii_lowercase()))
+            word.split(':').next().is_some_and(|service| {
+                service
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            })
         })
         .collect();
     assert_eq!(
         other_actions,
-        BTreeSet::from(["secretsmanager:GetSecretValue"]),
-        "the only other action: reading the provider secret"
+        BTreeSet::from(["secretsmanager:GetSecretValue", "s3:PutObject"]),
+        "the only other actions: reading the provider secret, archiving large raw payloads"
     );
     let table_arn = format!("!GetAtt {table_id}.Arn");
     let resources: Vec<&str> = text
@@ -383,18 +385,21 @@ fn policy_grants_only_put_item_on_the_table() {
         .filter(|(key, _)| *key == "Resource")
         .map(|(_, value)| value.unwrap_or_default())
         .collect();
+    let archive_objects = "!Sub \"${RawPayloadBucket.Arn}/raw/*\"";
     assert_eq!(
         resources,
-        [table_arn.as_str(), "!Ref SecretsArn"],
-        "policy resources: the table, and the one secret"
+        [table_arn.as_str(), "!Ref SecretsArn", archive_objects],
+        "policy resources: the table, the one secret, the archive's raw/ objects"
     );
     assert!(
         text.iter().any(|t| t.contains("HasSecretsArn")),
         "the secret statement exists only when a secret is configured"
     );
+    // The only wildcard: object keys under the archive's raw/ prefix.
     assert!(
-        text.iter().all(|t| !t.contains('*')),
-        "no wildcard in the function policy: {text:?}"
+        text.iter()
+            .all(|t| !t.replace("/raw/*", "/raw/").contains('*')),
+        "no other wildcard in the function policy: {text:?}"
     );
 }
 

@@ -1,6 +1,7 @@
 //! DynamoDB implementation of [`EventStore`]: one conditional `PutItem` per event,
 //! written concurrently, so retries never create a second item.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -10,11 +11,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use futures_util::stream::{self, StreamExt};
 
+use super::archive::RawArchive;
 use super::item::{
     self, PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, SUPPRESSION, SUPPRESSION_INDEX,
     TTL_ATTRIBUTE,
@@ -31,6 +33,7 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     retention_days: Option<u32>,
+    archive: Option<RawArchive>,
 }
 
 enum Written {
@@ -45,7 +48,38 @@ impl DynamoStore {
             client,
             table: table.into(),
             retention_days,
+            archive: None,
         }
+    }
+
+    /// Archives raw payloads too large for their item in S3 instead of compressing
+    /// or truncating them.
+    pub fn with_raw_archive(mut self, archive: RawArchive) -> Self {
+        self.archive = Some(archive);
+        self
+    }
+
+    /// The item for `event`, archiving its raw payload first when it does not fit.
+    async fn item_for(
+        &self,
+        event: &EmailEvent,
+        received_at_ms: i64,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        if let Some(archive) = &self.archive
+            && !item::raw_fits_as_text(
+                &item::base(event, received_at_ms, self.retention_days),
+                &event.raw,
+            )
+        {
+            let archived = archive.put(event).await?;
+            return Ok(item::build_archived(
+                event,
+                received_at_ms,
+                self.retention_days,
+                &archived,
+            ));
+        }
+        Ok(item::build(event, received_at_ms, self.retention_days))
     }
 
     /// The SDK client, for callers that also read the table.
@@ -62,11 +96,7 @@ impl DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item::build(
-                event,
-                received_at_ms,
-                self.retention_days,
-            )))
+            .set_item(Some(self.item_for(event, received_at_ms).await?))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PARTITION_KEY)
             .send()
@@ -116,7 +146,10 @@ impl EventStore for DynamoStore {
 }
 
 /// Sorts an SDK failure into the retry-worthy classes the handler answers with.
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+pub(super) fn classify<
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
     err: SdkError<E, R>,
 ) -> StoreError {
     let text = DisplayErrorContext(&err).to_string();

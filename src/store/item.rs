@@ -36,10 +36,59 @@ const ITEM_BUDGET: usize = MAX_ITEM_BYTES - 4 * 1024;
 /// Longest stored value of one normalized text field; the full text stays in `raw`.
 const MAX_FIELD_BYTES: usize = 8 * 1024;
 
-/// Builds the item for `event`. The raw payload is stored as text when the item
-/// fits, gzip-compressed when that fits, and otherwise dropped with
+/// Where a raw payload too large for its item was archived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedRaw {
+    /// S3 bucket.
+    pub bucket: String,
+    /// S3 object key (derived from the event key, so retries overwrite the same object).
+    pub key: String,
+    /// Size of the raw JSON before compression.
+    pub bytes: usize,
+}
+
+/// Builds the item for `event` with its raw payload inline: as text when the
+/// item fits, gzip-compressed when that fits, and otherwise dropped with
 /// `raw_truncated = true`, so that an event is always storable.
 pub fn build(
+    event: &EmailEvent,
+    received_at_ms: i64,
+    retention_days: Option<u32>,
+) -> HashMap<String, AttributeValue> {
+    let mut item = base(event, received_at_ms, retention_days);
+    attach_raw(&mut item, &event.raw);
+    item
+}
+
+/// Whether the raw payload fits in `item` as plain text.
+pub fn raw_fits_as_text(item: &HashMap<String, AttributeValue>, raw: &str) -> bool {
+    estimate_item(item) + "raw".len() + raw.len() <= ITEM_BUDGET
+}
+
+/// Builds the item for `event` pointing at its raw payload archived in S3.
+pub fn build_archived(
+    event: &EmailEvent,
+    received_at_ms: i64,
+    retention_days: Option<u32>,
+    archived: &ArchivedRaw,
+) -> HashMap<String, AttributeValue> {
+    let mut item = base(event, received_at_ms, retention_days);
+    item.insert(
+        "raw_s3_bucket".into(),
+        AttributeValue::S(archived.bucket.clone()),
+    );
+    item.insert("raw_s3_key".into(), AttributeValue::S(archived.key.clone()));
+    item.insert(
+        "raw_bytes".into(),
+        AttributeValue::N(archived.bytes.to_string()),
+    );
+    item.insert("raw_encoding".into(), AttributeValue::S("gzip".into()));
+    shrink_to_budget(&mut item);
+    item
+}
+
+/// The item without any raw payload attribute.
+pub fn base(
     event: &EmailEvent,
     received_at_ms: i64,
     retention_days: Option<u32>,
@@ -96,13 +145,11 @@ pub fn build(
         let expires = received_at_ms / 1000 + i64::from(days) * 86_400;
         item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(expires.to_string()));
     }
-    attach_raw(&mut item, &event.raw);
     item
 }
 
 fn attach_raw(item: &mut HashMap<String, AttributeValue>, raw: &str) {
-    let base = estimate_item(item);
-    if base + "raw".len() + raw.len() <= ITEM_BUDGET {
+    if raw_fits_as_text(item, raw) {
         item.insert("raw".into(), AttributeValue::S(raw.to_owned()));
         return;
     }
@@ -115,6 +162,11 @@ fn attach_raw(item: &mut HashMap<String, AttributeValue>, raw: &str) {
         return;
     }
     item.insert("raw_truncated".into(), AttributeValue::Bool(true));
+    shrink_to_budget(item);
+}
+
+/// Drops the pass-through and detail maps if the item is still over budget.
+fn shrink_to_budget(item: &mut HashMap<String, AttributeValue>) {
     if estimate_item(item) > ITEM_BUDGET {
         // Thousands of pass-through keys: keep the keys and normalized fields.
         item.remove("metadata");
@@ -123,7 +175,27 @@ fn attach_raw(item: &mut HashMap<String, AttributeValue>, raw: &str) {
     }
 }
 
-/// The stored raw payload of an item, decompressed; `None` if it was truncated.
+/// The S3 location of an item's archived raw payload, if it was archived.
+pub fn archived_raw(item: &HashMap<String, AttributeValue>) -> Option<(String, String)> {
+    let bucket = item.get("raw_s3_bucket")?.as_s().ok()?;
+    let key = item.get("raw_s3_key")?.as_s().ok()?;
+    Some((bucket.clone(), key.clone()))
+}
+
+/// Gzip-compresses a raw payload (as archived in S3 or stored in `raw_gz`).
+pub fn gzip_raw(raw: &str) -> Option<Vec<u8>> {
+    gzip(raw.as_bytes())
+}
+
+/// Decompresses a gzip-compressed raw payload.
+pub fn gunzip_raw(bytes: &[u8]) -> Option<String> {
+    let mut text = String::new();
+    GzDecoder::new(bytes).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// The stored raw payload of an item, decompressed; `None` if it was truncated
+/// or archived in S3 (see [`archived_raw`]).
 pub fn raw_payload(item: &HashMap<String, AttributeValue>) -> Option<String> {
     if let Some(AttributeValue::S(raw)) = item.get("raw") {
         return Some(raw.clone());
@@ -131,11 +203,7 @@ pub fn raw_payload(item: &HashMap<String, AttributeValue>) -> Option<String> {
     let AttributeValue::B(blob) = item.get("raw_gz")? else {
         return None;
     };
-    let mut text = String::new();
-    GzDecoder::new(blob.as_ref())
-        .read_to_string(&mut text)
-        .ok()?;
-    Some(text)
+    gunzip_raw(blob.as_ref())
 }
 
 fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
@@ -280,6 +348,31 @@ mod tests {
         assert_eq!(raw_payload(&item), None);
         assert_eq!(text(&item, "recipient"), "a@example.com");
         assert!(estimate_item(&item) <= MAX_ITEM_BYTES);
+    }
+
+    #[test]
+    fn archived_items_point_at_the_object_and_carry_no_raw() {
+        let archived = ArchivedRaw {
+            bucket: "b".into(),
+            key: "raw/k.json.gz".into(),
+            bytes: 3_000_000,
+        };
+        let item = build_archived(&event("{}".into()), 0, None, &archived);
+        assert_eq!(
+            archived_raw(&item),
+            Some(("b".to_owned(), "raw/k.json.gz".to_owned()))
+        );
+        assert_eq!(item["raw_bytes"], AttributeValue::N("3000000".into()));
+        assert!(
+            !item.contains_key("raw")
+                && !item.contains_key("raw_gz")
+                && !item.contains_key("raw_truncated")
+        );
+        assert_eq!(raw_payload(&item), None);
+        assert_eq!(
+            gunzip_raw(&gzip_raw("{\"a\":1}").unwrap()).as_deref(),
+            Some("{\"a\":1}")
+        );
     }
 
     #[test]

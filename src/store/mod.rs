@@ -1,5 +1,6 @@
 //! Event storage: the [`EventStore`] trait and its DynamoDB implementation.
 
+pub mod archive;
 pub mod dynamodb;
 pub mod item;
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the Secrets Manager tests against moto's server on loopback; moto is
-# installed once into the project-local venv .venv-ci.
+# Runs the tests that need AWS APIs other than DynamoDB — Secrets Manager and
+# S3 — against moto's server on loopback; moto is installed once into the
+# project-local venv .venv-ci.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,4 +16,4 @@ moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 
-MOTO_ENDPOINT="http://127.0.0.1:$port" cargo test --test secrets_manager -- --ignored
+MOTO_ENDPOINT="http://127.0.0.1:$port" cargo test --test secrets_manager --test s3_archive -- --ignored

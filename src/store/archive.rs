@@ -1,0 +1,118 @@
+//! Raw payloads too large for their DynamoDB item, archived gzip-compressed in
+//! S3 when a bucket is configured (`RAW_BUCKET`). The object is written before
+//! the item that points at it, and its key derives from the event key, so a
+//! provider retry overwrites the same object and nothing ever dangles.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+use super::dynamodb::{classify, timeouts};
+use super::item::{ArchivedRaw, gzip_raw};
+use crate::event::EmailEvent;
+
+/// An S3 bucket holding large raw payloads under `raw/`.
+#[derive(Debug, Clone)]
+pub struct RawArchive {
+    client: Client,
+    bucket: String,
+}
+
+/// The object key of an event's raw payload: `raw/<provider>/<hash of the event key>.json.gz`.
+pub fn object_key(event: &EmailEvent) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(event.message_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(event.sort_key().as_bytes());
+    format!(
+        "raw/{}/{}.json.gz",
+        event.provider,
+        hex::encode(hasher.finalize())
+    )
+}
+
+impl RawArchive {
+    /// An archive writing to `bucket` through `client`.
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        RawArchive {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    /// Writes the event's raw payload, gzip-compressed; returns where it went.
+    pub async fn put(&self, event: &EmailEvent) -> Result<ArchivedRaw, StoreError> {
+        let body = gzip_raw(&event.raw).ok_or_else(|| StoreError::Other("gzip failed".into()))?;
+        let key = object_key(event);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .content_encoding("gzip")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(ArchivedRaw {
+            bucket: self.bucket.clone(),
+            key,
+            bytes: event.raw.len(),
+        })
+    }
+}
+
+/// An S3 client for a local S3-compatible endpoint over plain HTTP (path-style
+/// addressing, placeholder credentials): the tests and local tools.
+pub fn local_client(endpoint: &str, operation_timeout: Duration) -> Client {
+    let (retry, timeout) = timeouts(operation_timeout);
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "mailhooks-local",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(retry)
+        .timeout_config(timeout)
+        .build();
+    Client::from_conf(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventType;
+
+    #[test]
+    fn keys_derive_from_the_event_key() {
+        let event = EmailEvent::new(
+            "engagelab",
+            EventType::Inbound,
+            "route",
+            "m-1",
+            1,
+            "{}".into(),
+        );
+        let key = object_key(&event);
+        assert!(key.starts_with("raw/engagelab/") && key.ends_with(".json.gz"));
+        assert_eq!(
+            key,
+            object_key(&event.clone()),
+            "a retry writes the same object"
+        );
+        let mut other = event.clone();
+        other.message_id = "m-2".into();
+        assert_ne!(key, object_key(&other));
+    }
+}

@@ -1,0 +1,142 @@
+//! Large events, losslessly: with a bucket configured, a raw payload too large
+//! for its DynamoDB item is archived in a real S3 API (moto's server on loopback,
+//! started by `.ci/moto-tests.sh`) and the item points at it. Ignored by a plain
+//! `cargo test` because it needs that server.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use mailhooks::auth::FixedClock;
+use mailhooks::store::archive::{RawArchive, local_client};
+use mailhooks::store::item::{archived_raw, gunzip_raw};
+use mailhooks::store::{DynamoStore, dynamodb};
+use serde_json::{Value, json};
+
+fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run bash .ci/moto-tests.sh")
+}
+
+/// Pseudo-random hex: does not compress, so gzip alone cannot save the item.
+fn noise(bytes: usize) -> String {
+    let mut out = String::with_capacity(bytes + 16);
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    while out.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push_str(&format!("{x:016x}"));
+    }
+    out
+}
+
+/// An EngageLab `route` (inbound mail) event carrying `bytes` of raw MIME.
+fn route_event(bytes: usize) -> Value {
+    let mut route: Value = serde_json::from_slice(&fixture("engagelab", "route")).unwrap();
+    route["response"]["response_data"]["raw_message"] = json!(noise(bytes));
+    route
+}
+
+async fn setup(bucket: &str) -> (Emulator, aws_sdk_s3::Client, mailhooks::App<DynamoStore>) {
+    let db = Emulator::start().await;
+    let s3 = local_client(&moto_endpoint(), Duration::from_secs(10));
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let config = config(&[("RAW_BUCKET", bucket)]);
+    let store = DynamoStore::new(
+        dynamodb::local_client(&db.endpoint, Duration::from_secs(10)),
+        TABLE,
+        None,
+    )
+    .with_raw_archive(RawArchive::new(s3.clone(), bucket));
+    let app = mailhooks::App::new(config, store, Arc::new(FixedClock(NOW_MS)));
+    (db, s3, app)
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 API: bash .ci/moto-tests.sh"]
+async fn an_incompressible_3_mb_inbound_mail_is_archived_whole_and_retries_are_idempotent() {
+    let bucket = format!("mailhooks-raw-{}", std::process::id());
+    let (db, s3, app) = setup(&bucket).await;
+    let route = route_event(3_000_000);
+    let body = route.to_string();
+    let (status, reply) = parts(app.handle(signed_post("engagelab", body.as_bytes())).await);
+    assert_eq!(
+        (status, reply["stored"].as_u64()),
+        (200, Some(1)),
+        "{reply}"
+    );
+
+    let items = db.items().await;
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    assert!(
+        !item.contains_key("raw_truncated"),
+        "nothing truncated with a bucket"
+    );
+    assert_eq!(text(item, "event_type").as_deref(), Some("inbound"));
+    let (stored_bucket, key) = archived_raw(item).expect("the item points at the archived raw");
+    assert_eq!(stored_bucket, bucket);
+    let object = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let gz = object.body.collect().await.unwrap().into_bytes();
+    let raw: Value = serde_json::from_str(&gunzip_raw(&gz).unwrap()).unwrap();
+    assert_eq!(raw, route, "the archived raw is the whole event");
+
+    // The provider retries: same item, same single object.
+    let (status, reply) = parts(app.handle(signed_post("engagelab", body.as_bytes())).await);
+    assert_eq!((status, reply["duplicates"].as_u64()), (200, Some(1)));
+    assert_eq!(db.items().await.len(), 1);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("raw/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.key_count(), Some(1));
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 API: bash .ci/moto-tests.sh"]
+async fn up_to_the_lambda_payload_limit_nothing_is_truncated() {
+    let bucket = format!("mailhooks-big-{}", std::process::id());
+    let (db, _s3, app) = setup(&bucket).await;
+    let route = route_event(5_900_000);
+    let body = route.to_string();
+    assert!(
+        body.len() < 6 * 1024 * 1024,
+        "within Lambda's 6 MB synchronous payload limit"
+    );
+    let (status, reply) = parts(app.handle(signed_post("engagelab", body.as_bytes())).await);
+    assert_eq!(
+        (status, reply["stored"].as_u64()),
+        (200, Some(1)),
+        "{reply}"
+    );
+    let items = db.items().await;
+    assert!(archived_raw(&items[0]).is_some());
+    assert!(!items[0].contains_key("raw_truncated"));
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 API: bash .ci/moto-tests.sh"]
+async fn small_events_stay_inline_even_with_a_bucket() {
+    let bucket = format!("mailhooks-small-{}", std::process::id());
+    let (db, s3, app) = setup(&bucket).await;
+    let (status, _) = parts(
+        app.handle(signed_post("engagelab", &fixture("engagelab", "route")))
+            .await,
+    );
+    assert_eq!(status, 200);
+    let items = db.items().await;
+    assert!(items[0].contains_key("raw") && archived_raw(&items[0]).is_none());
+    let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    assert_eq!(listed.key_count(), Some(0));
+}
