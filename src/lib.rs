@@ -11,8 +11,11 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod fuzz_support;
+#[cfg(feature = "local")]
+pub mod local_server;
 pub mod metrics;
 pub mod providers;
+pub mod query;
 pub mod secrets;
 pub mod signing;
 pub mod status;

@@ -4,29 +4,19 @@
 //!
 //! ```text
 //! cargo run --features local --bin local -- [--port 3000] [--dynamodb-port 8000] [--db FILE] [--demo] [--once]
-//! cargo run --features local --bin local -- timeline <message-id> [--dynamodb-port 8000]
 //! ```
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
-use axum::Router;
-use axum::body::to_bytes;
-use axum::extract::{Request as AxumRequest, State};
-use axum::response::Response as AxumResponse;
-use mailhooks::auth::SystemClock;
+use mailhooks::Config;
+use mailhooks::local_server::{self, LocalOptions};
 use mailhooks::signing::{LOCAL_DEV_SECRETS, local_secret, sign};
-use mailhooks::store::item::{PARTITION_KEY, raw_payload};
-use mailhooks::store::{DynamoStore, dynamodb};
-use mailhooks::{App, Config};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,7 +28,6 @@ struct Options {
     db: Option<PathBuf>,
     demo: bool,
     once: bool,
-    timeline: Option<String>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -48,7 +37,6 @@ fn parse_args() -> Result<Options, String> {
         db: None,
         demo: false,
         once: false,
-        timeline: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -67,7 +55,6 @@ fn parse_args() -> Result<Options, String> {
             "--db" => options.db = Some(PathBuf::from(value("--db")?)),
             "--demo" => options.demo = true,
             "--once" => options.once = true,
-            "timeline" => options.timeline = Some(value("timeline")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -77,7 +64,6 @@ fn parse_args() -> Result<Options, String> {
 
 const USAGE: &str =
     "usage: local [--port 3000] [--dynamodb-port 8000] [--db FILE] [--demo] [--once]
-       local timeline <message-id> [--dynamodb-port 8000]
 
   --demo   post every file in events/ (freshly signed) and print what landed
   --once   with --demo: exit after the demo instead of serving
@@ -103,96 +89,30 @@ async fn main() {
 
 async fn run(options: Options) -> Result<(), BoxError> {
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| DEFAULT_TABLE.to_owned());
-    let dynamodb_url = format!("http://127.0.0.1:{}", options.dynamodb_port);
-    if let Some(message_id) = &options.timeline {
-        let client = dynamodb::local_client(&dynamodb_url, Duration::from_secs(5));
-        return print_timeline(&client, &table, message_id).await;
-    }
 
     // The emulator logs every expected error answer (e.g. "table not found" before creating it).
     mailhooks::telemetry::init("info,dynoxide=error");
-    let db = match &options.db {
-        Some(path) => dynoxide::Database::new(&path.to_string_lossy())?,
-        None => dynoxide::Database::memory()?,
-    };
-    let dynamo_listener = TcpListener::bind(("127.0.0.1", options.dynamodb_port)).await?;
-    let dynamodb_url = format!("http://{}", dynamo_listener.local_addr()?);
-    tokio::spawn(dynoxide::server::serve_on(dynamo_listener, db));
-
-    let config = local_config(&table)?;
-    let client = dynamodb::local_client(&dynamodb_url, config.store_timeout);
-    ensure_table(&client, &table).await?;
-    let store = DynamoStore::new(client.clone(), table.clone(), config.retention_days);
-    let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
-
-    let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
-    let addr = listener.local_addr()?;
-    let router = Router::new().fallback(serve).with_state(Arc::clone(&app));
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    print_banner(addr, &dynamodb_url, &table, app.config());
+    let stack = local_server::start(&LocalOptions {
+        port: options.port,
+        dynamodb_port: options.dynamodb_port,
+        db: options.db.clone(),
+        table: table.clone(),
+    })
+    .await?;
+    print_banner(stack.addr, &stack.dynamodb_url, &table, stack.app.config());
 
     if options.demo {
-        run_demo(addr, &client, &table).await?;
+        run_demo(stack.addr, &stack.client, &stack.dynamodb_url, &table).await?;
         if options.once {
             return Ok(());
         }
     }
     println!("Serving. Press Ctrl-C to stop.");
     tokio::select! {
-        result = server => result??,
+        result = stack.server => result??,
         _ = tokio::signal::ctrl_c() => println!("stopped"),
     }
     Ok(())
-}
-
-/// The process environment, with the local development secrets where none is set.
-fn local_config(table: &str) -> Result<Config, BoxError> {
-    let mut defaults: HashMap<&str, String> = HashMap::from([
-        ("TABLE_NAME", table.to_owned()),
-        ("EMIT_METRICS", "false".to_owned()),
-    ]);
-    for provider in mailhooks::providers::ALL {
-        if let Some(secret) = local_secret(provider.name()) {
-            defaults.insert(provider.secrets_env(), secret.to_owned());
-        }
-    }
-    Ok(Config::from_lookup(|k| {
-        std::env::var(k).ok().or_else(|| defaults.get(k).cloned())
-    })?)
-}
-
-async fn ensure_table(client: &Client, table: &str) -> Result<(), BoxError> {
-    if client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .is_err()
-    {
-        dynamodb::create_table(client, table).await?;
-    }
-    Ok(())
-}
-
-/// Adapts a plain HTTP request to the Lambda handler and back.
-async fn serve(State(app): State<Arc<App<DynamoStore>>>, request: AxumRequest) -> AxumResponse {
-    let limit = app.config().max_body_bytes;
-    let (parts, body) = request.into_parts();
-    let response = match to_bytes(body, limit.saturating_add(1)).await {
-        Ok(bytes) => {
-            let request =
-                lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
-            app.handle(request).await
-        }
-        Err(_) => {
-            let err = mailhooks::Error::PayloadTooLarge(limit);
-            let mut response = lambda_http::Response::new(lambda_http::Body::from(err.body()));
-            *response.status_mut() = lambda_http::http::StatusCode::PAYLOAD_TOO_LARGE;
-            response
-        }
-    };
-    let (parts, body) = response.into_parts();
-    AxumResponse::from_parts(parts, axum::body::Body::from(body.to_vec()))
 }
 
 fn print_banner(addr: SocketAddr, dynamodb_url: &str, table: &str, config: &Config) {
@@ -218,14 +138,20 @@ fn print_banner(addr: SocketAddr, dynamodb_url: &str, table: &str, config: &Conf
         println!("  (local development secrets: never use them in a deployment)");
     }
     println!(
-        "  one message's timeline: cargo run --features local --bin local -- timeline <message-id>"
+        "  read the table: {} timeline <message-id>   (also: recipient, suppressions)",
+        cli_command(dynamodb_url)
     );
     println!();
 }
 
 /// Posts every file in `events/` to the local server, freshly signed, and
 /// prints the answers and what landed in the table.
-async fn run_demo(addr: SocketAddr, client: &Client, table: &str) -> Result<(), BoxError> {
+async fn run_demo(
+    addr: SocketAddr,
+    client: &Client,
+    dynamodb_url: &str,
+    table: &str,
+) -> Result<(), BoxError> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -274,7 +200,10 @@ async fn run_demo(addr: SocketAddr, client: &Client, table: &str) -> Result<(), 
         files.len()
     );
     if let Some(first) = messages.first() {
-        print_timeline(client, table, first).await?;
+        println!(
+            "one of them: {} timeline \'{first}\'\n",
+            cli_command(dynamodb_url)
+        );
     }
     if failures > 0 {
         return Err(format!("{failures} demo requests were not accepted").into());
@@ -315,59 +244,11 @@ async fn post(
     Ok((status, body))
 }
 
-/// Prints every event of one message in time order.
-async fn print_timeline(client: &Client, table: &str, message_id: &str) -> Result<(), BoxError> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .query()
-            .table_name(table)
-            .key_condition_expression("#pk = :id")
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_values(":id", AttributeValue::S(message_id.to_owned()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await?;
-        items.extend(page.items().iter().cloned());
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
+/// How to run `mailhooks-cli` against this run command's store.
+fn cli_command(dynamodb_url: &str) -> String {
+    if dynamodb_url == "http://127.0.0.1:8000" {
+        "cargo run --bin mailhooks-cli -- --local".to_owned()
+    } else {
+        format!("cargo run --bin mailhooks-cli -- --endpoint {dynamodb_url}")
     }
-    println!("timeline of {message_id}: {} events", items.len());
-    println!(
-        "{:<25} {:<10} {:<13} {:<28} detail",
-        "time", "provider", "event", "recipient"
-    );
-    for item in &items {
-        let s = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
-        let time = s("timestamp")
-            .split('#')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let detail = [s("bounce_type"), s("reason"), s("url"), s("subject")]
-            .into_iter()
-            .filter(|d| !d.is_empty())
-            .collect::<Vec<_>>()
-            .join(" | ");
-        let raw = if raw_payload(item).is_some() {
-            ""
-        } else {
-            " (raw truncated)"
-        };
-        println!(
-            "{time:<25} {:<10} {:<13} {:<28} {detail}{raw}",
-            s("provider"),
-            s("event_type"),
-            s("recipient")
-        );
-    }
-    Ok(())
 }
