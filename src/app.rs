@@ -152,7 +152,12 @@ impl<S: EventStore> App<S> {
         };
         let auth = provider.authenticate(&inbound, &ctx)?;
         let events = provider.parse(body)?;
-        let outcome = self.store.put_events(&events, self.clock.now_ms()).await?;
+        // One deadline for the whole batch, SDK retries included: answer 5xx (the
+        // provider retries, idempotently) before the function or the provider gives up.
+        let store = self.store.put_events(&events, self.clock.now_ms());
+        let outcome = tokio::time::timeout(self.config.store_timeout, store)
+            .await
+            .map_err(|_| StoreError::Unavailable("storage deadline passed".into()))??;
         Ok(Success::Stored {
             received: events.len(),
             outcome,

@@ -27,7 +27,7 @@ pub struct Config {
     pub retention_days: Option<u32>,
     /// Largest accepted body in bytes (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
-    /// Bound on one storage call including SDK retries (`STORE_TIMEOUT_MS`).
+    /// Bound on storing one request's events, SDK retries included (`STORE_TIMEOUT_MS`).
     pub store_timeout: Duration,
     /// Print CloudWatch EMF metric lines on stdout (`EMIT_METRICS`, default on).
     pub emit_metrics: bool,

@@ -185,3 +185,31 @@ async fn a_store_that_is_down_answers_503_and_nothing_is_lost_once_it_is_back() 
     assert_eq!((status, reply["stored"].as_u64()), (200, Some(3)));
     assert_eq!(message_ids(&db).await, all_ids(3));
 }
+
+#[tokio::test]
+async fn a_batch_too_slow_as_a_whole_answers_503_before_the_function_timeout() {
+    let db = Emulator::start().await;
+    let proxy = FaultyStore::start(&db.endpoint).await;
+    let app = app_with(&proxy.endpoint, config(&[]));
+    // Each write is well within the per-call bound; 40 of them at 16 in flight are not.
+    *proxy.faults.delay_after_forwarding.lock().unwrap() = Duration::from_millis(700);
+    let (status, reply, elapsed) = send(&app, &batch(40)).await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (503, Some("storage_unavailable")),
+        "{reply}"
+    );
+    assert!(
+        elapsed < FUNCTION_TIMEOUT,
+        "the batch deadline answered first: {elapsed:?}"
+    );
+
+    *proxy.faults.delay_after_forwarding.lock().unwrap() = Duration::ZERO;
+    let (status, reply, _) = send(&app, &batch(40)).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        message_ids(&db).await,
+        all_ids(40),
+        "the retry completes the batch exactly"
+    );
+}
