@@ -191,8 +191,8 @@ async fn a_batch_too_slow_as_a_whole_answers_503_before_the_function_timeout() {
     let db = Emulator::start().await;
     let proxy = FaultyStore::start(&db.endpoint).await;
     let app = app_with(&proxy.endpoint, config(&[]));
-    // Each write is well within the per-call bound; 40 of them at 16 in flight are not.
-    *proxy.faults.delay_after_forwarding.lock().unwrap() = Duration::from_millis(700);
+    // Each call is within the per-call bound; the batch path's read then write is not.
+    *proxy.faults.delay_after_forwarding.lock().unwrap() = Duration::from_millis(900);
     let (status, reply, elapsed) = send(&app, &batch(40)).await;
     assert_eq!(
         (status, reply["error"].as_str()),
@@ -211,5 +211,40 @@ async fn a_batch_too_slow_as_a_whole_answers_503_before_the_function_timeout() {
         message_ids(&db).await,
         all_ids(40),
         "the retry completes the batch exactly"
+    );
+}
+
+#[tokio::test]
+async fn a_large_batch_failing_in_part_is_completed_exactly_by_the_retry() {
+    let db = Emulator::start().await;
+    let proxy = FaultyStore::start(&db.endpoint).await;
+    let app = app_with(&proxy.endpoint, config(&[]));
+    // Over the batch threshold: BatchGetItem, then BatchWriteItem in chunks of 25.
+    *proxy.faults.fail_puts_containing.lock().unwrap() = Some("\"m33\"".into());
+    let (status, reply, elapsed) = send(&app, &batch(60)).await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (503, Some("storage_unavailable")),
+        "{reply}"
+    );
+    assert!(elapsed < FUNCTION_TIMEOUT);
+    let partial = message_ids(&db).await.len();
+    assert!(partial < 60 && !message_ids(&db).await.contains(&"m33".to_owned()));
+
+    *proxy.faults.fail_puts_containing.lock().unwrap() = None;
+    let (status, reply, _) = send(&app, &batch(60)).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["stored"].as_u64(), Some(60 - partial as u64));
+    assert_eq!(reply["duplicates"].as_u64(), Some(partial as u64));
+    assert_eq!(
+        message_ids(&db).await,
+        all_ids(60),
+        "no loss, no duplicates"
+    );
+    let (_, reply, _) = send(&app, &batch(60)).await;
+    assert_eq!(
+        (reply["stored"].as_u64(), reply["duplicates"].as_u64()),
+        (Some(0), Some(60)),
+        "a third delivery is all duplicates"
     );
 }

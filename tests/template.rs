@@ -356,7 +356,11 @@ fn policy_grants_only_what_the_code_needs() {
         .collect();
     assert_eq!(
         actions,
-        BTreeSet::from(["dynamodb:PutItem"]),
+        BTreeSet::from([
+            "dynamodb:PutItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem"
+        ]),
         "DynamoDB actions granted to the function"
     );
     let other_actions: BTreeSet<&str> = text

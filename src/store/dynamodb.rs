@@ -1,7 +1,7 @@
 //! DynamoDB implementation of [`EventStore`]: one conditional `PutItem` per event,
 //! written concurrently, so retries never create a second item.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -14,9 +14,10 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::archive::RawArchive;
+use super::batch;
 use super::item::{
     self, PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, SUPPRESSION, SUPPRESSION_INDEX,
     TTL_ATTRIBUTE,
@@ -121,6 +122,9 @@ impl EventStore for DynamoStore {
         events: &[EmailEvent],
         received_at_ms: i64,
     ) -> Result<PutOutcome, StoreError> {
+        if events.len() > batch::BATCH_THRESHOLD {
+            return self.put_batch(events, received_at_ms).await;
+        }
         // Futures do nothing until polled, so building them all first is cheap.
         let writes: Vec<_> = events
             .iter()
@@ -134,12 +138,51 @@ impl EventStore for DynamoStore {
         let mut outcome = PutOutcome::default();
         for (event, result) in events.iter().zip(results) {
             match result? {
-                Written::New => {
-                    outcome.stored += 1;
-                    *outcome.stored_by_type.entry(event.event_type).or_default() += 1;
-                }
+                Written::New => outcome.count_new(event),
                 Written::Duplicate => outcome.duplicates += 1,
             }
+        }
+        Ok(outcome)
+    }
+}
+
+impl DynamoStore {
+    /// The batch path (see [`batch`]): read which keys exist, write the rest.
+    async fn put_batch(
+        &self,
+        events: &[EmailEvent],
+        received_at_ms: i64,
+    ) -> Result<PutOutcome, StoreError> {
+        let mut outcome = PutOutcome::default();
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut unique = Vec::with_capacity(events.len());
+        for event in events {
+            let key = (event.message_id.clone(), event.sort_key());
+            if seen.insert(key.clone()) {
+                unique.push((key, event));
+            } else {
+                outcome.duplicates += 1;
+            }
+        }
+        let keys: Vec<batch::Key> = unique.iter().map(|(k, _)| k.clone()).collect();
+        let existing = batch::existing_keys(&self.client, &self.table, &keys).await?;
+        outcome.duplicates += existing.len();
+        let missing: Vec<&EmailEvent> = unique
+            .into_iter()
+            .filter(|(k, _)| !existing.contains(k))
+            .map(|(_, e)| e)
+            .collect();
+        let builds: Vec<_> = missing
+            .iter()
+            .map(|e| self.item_for(e, received_at_ms))
+            .collect();
+        let items: Vec<HashMap<String, AttributeValue>> = stream::iter(builds)
+            .buffered(MAX_CONCURRENT_WRITES)
+            .try_collect()
+            .await?;
+        batch::write_all(&self.client, &self.table, items).await?;
+        for event in missing {
+            outcome.count_new(event);
         }
         Ok(outcome)
     }

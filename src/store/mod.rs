@@ -1,6 +1,7 @@
 //! Event storage: the [`EventStore`] trait and its DynamoDB implementation.
 
 pub mod archive;
+pub mod batch;
 pub mod dynamodb;
 pub mod item;
 
@@ -20,6 +21,14 @@ pub struct PutOutcome {
     pub duplicates: usize,
     /// Events written now, by type (for metrics).
     pub stored_by_type: BTreeMap<EventType, usize>,
+}
+
+impl PutOutcome {
+    /// Counts one event written now.
+    pub fn count_new(&mut self, event: &EmailEvent) {
+        self.stored += 1;
+        *self.stored_by_type.entry(event.event_type).or_default() += 1;
+    }
 }
 
 /// Why events could not be stored. Every variant answers 5xx so the provider retries.

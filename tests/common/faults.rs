@@ -19,17 +19,17 @@ use hyper_util::rt::TokioExecutor;
 /// What the proxy does to the requests it sees.
 #[derive(Default)]
 pub struct Faults {
-    /// Answer this many of the next PutItem calls with a throttling error.
+    /// Answer this many of the next writes (PutItem, BatchWriteItem) with a throttling error.
     pub throttle_next_puts: AtomicUsize,
-    /// Answer every PutItem with a throttling error.
+    /// Answer every write with a throttling error.
     pub throttle_all_puts: AtomicBool,
-    /// Fail (HTTP 500) every PutItem whose body contains this text.
+    /// Fail (HTTP 500) every write whose body contains this text.
     pub fail_puts_containing: Mutex<Option<String>>,
     /// Forward, then hold the answer this long (the write is already done).
     pub delay_after_forwarding: Mutex<Duration>,
     /// Refuse everything as if the store were down (503 without forwarding).
     pub down: AtomicBool,
-    /// PutItem calls seen.
+    /// Writes seen.
     pub puts_seen: AtomicUsize,
 }
 
@@ -85,10 +85,9 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     }
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, 64 * 1024 * 1024).await.unwrap();
-    let is_put = parts
-        .headers
-        .get("x-amz-target")
-        .is_some_and(|t| t.as_bytes().ends_with(b".PutItem"));
+    let is_put = parts.headers.get("x-amz-target").is_some_and(|t| {
+        t.as_bytes().ends_with(b".PutItem") || t.as_bytes().ends_with(b".BatchWriteItem")
+    });
     if is_put {
         faults.puts_seen.fetch_add(1, Ordering::SeqCst);
         let throttle_one = faults
