@@ -33,6 +33,8 @@ pub struct Config {
     pub emit_metrics: bool,
     /// S3 bucket for raw payloads too large for their item (`RAW_BUCKET`).
     pub raw_bucket: Option<String>,
+    /// Open the DynamoDB connection during the Lambda init phase (`WARM_UP`, default on).
+    pub warm_up: bool,
 }
 
 /// A setting that is present but unusable; the function refuses to start.
@@ -94,6 +96,7 @@ impl Config {
             retention_days,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             store_timeout: Duration::from_millis(store_timeout_ms),
+            warm_up: get("WARM_UP").is_none_or(|v| v.trim().is_empty() || is_true(Some(&v))),
             raw_bucket: get("RAW_BUCKET")
                 .map(|b| b.trim().to_owned())
                 .filter(|b| !b.is_empty()),

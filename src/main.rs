@@ -33,6 +33,11 @@ async fn main() -> Result<(), Error> {
         let archive = RawArchive::new(aws_sdk_s3::Client::new(&sdk), bucket.clone());
         store = store.with_raw_archive(archive);
     }
+    if config.warm_up {
+        // Init has its own time budget and runs at full CPU: the TLS handshake is
+        // cheaper here than on the first webhook's clock.
+        store.warm_up().await?;
+    }
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
     lambda_http::run(service_fn(move |request: Request| {
         let app = Arc::clone(&app);

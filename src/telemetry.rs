@@ -3,6 +3,7 @@
 //! the filter says: at `trace` they print request bodies, i.e. event payloads.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 /// Crates whose `trace` output contains request or response bodies (dynoxide:
 /// the embedded store of the local run command and the tests).
@@ -24,6 +25,14 @@ const BODY_TRACING_CRATES: [&str; 11] = [
 /// body-tracing crates capped at `debug`. An unparsable spec falls back to `info`.
 pub fn filter(spec: &str) -> EnvFilter {
     let mut filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    // A directive sets a crate's level, so add the caps only where they lower it:
+    // when something in the spec lets `trace` through.
+    if filter
+        .max_level_hint()
+        .is_some_and(|max| max < LevelFilter::TRACE)
+    {
+        return filter;
+    }
     for krate in BODY_TRACING_CRATES {
         if let Ok(directive) = format!("{krate}=debug").parse() {
             filter = filter.add_directive(directive);
@@ -44,4 +53,30 @@ pub fn init(default_filter: &str) {
         .without_time()
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_only_lower_the_level() {
+        assert_eq!(
+            filter("warn").max_level_hint(),
+            Some(LevelFilter::WARN),
+            "warn stays warn"
+        );
+        assert_eq!(filter("info").max_level_hint(), Some(LevelFilter::INFO));
+        assert!(
+            filter("trace")
+                .to_string()
+                .contains("aws_smithy_runtime=debug"),
+            "trace gets the caps"
+        );
+        assert!(
+            filter("info,hyper=trace")
+                .to_string()
+                .contains("hyper=debug")
+        );
+    }
 }

@@ -359,7 +359,8 @@ fn policy_grants_only_what_the_code_needs() {
         BTreeSet::from([
             "dynamodb:PutItem",
             "dynamodb:BatchGetItem",
-            "dynamodb:BatchWriteItem"
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DescribeTable"
         ]),
         "DynamoDB actions granted to the function"
     );

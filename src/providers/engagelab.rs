@@ -113,8 +113,6 @@ fn verify_signature(
             }
         }
         64 => {
-            // The zh_CN copy says the HMAC is over the body's `itime`; the English one over the header.
-            let itime = body_itime(body);
             for secret in secrets {
                 if constant_time_eq(
                     hmac_signature(secret, timestamp).as_bytes(),
@@ -122,13 +120,19 @@ fn verify_signature(
                 ) {
                     matched = Some("hmac-sha256");
                 }
-                if let Some(itime) = &itime
-                    && constant_time_eq(
-                        hmac_signature(secret, itime).as_bytes(),
+            }
+            // The zh_CN copy says the HMAC is over the body's `itime`, the English one
+            // over the header. Parse the body for it only when the header did not match.
+            if matched.is_none()
+                && let Some(itime) = body_itime(body)
+            {
+                for secret in secrets {
+                    if constant_time_eq(
+                        hmac_signature(secret, &itime).as_bytes(),
                         signature.as_bytes(),
-                    )
-                {
-                    matched = matched.or(Some("hmac-sha256-itime"));
+                    ) {
+                        matched = Some("hmac-sha256-itime");
+                    }
                 }
             }
         }

@@ -83,6 +83,19 @@ impl DynamoStore {
         Ok(item::build(event, received_at_ms, self.retention_days))
     }
 
+    /// Opens (and, over HTTPS, handshakes) the connection to DynamoDB with one
+    /// cheap call, so the first webhook after a cold start does not pay for it.
+    /// Also fails the cold start early, with a clear message, if the table is missing.
+    pub async fn warm_up(&self) -> Result<(), StoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     /// The SDK client, for callers that also read the table.
     pub fn client(&self) -> &Client {
         &self.client

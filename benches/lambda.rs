@@ -1,0 +1,342 @@
+//! The real Lambda binary (`bootstrap`) under a minimal Lambda Runtime API on
+//! loopback, storing into the in-process DynamoDB API. Measures:
+//! - cold start: process start → ready for the first event (init), and the first
+//!   invocation, with and without the init-phase connection warm-up (`WARM_UP`);
+//! - overhead over the storage floor: warm invocation (event in → item stored →
+//!   response) vs one bare PutItem of the same item from an SDK client, for one
+//!   event and for a 100-event batch;
+//! - peak RSS of the function process over 2,000 invocations.
+//!
+//! `cargo bench --bench lambda`. All traffic stays on 127.0.0.1; bounded counts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::routing::{get, post};
+use mailhooks::store::{dynamodb, item};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+const TABLE: &str = "mailhooks-bench";
+const SECRET: &str = "bench-token";
+
+/// Where an invocation's response goes: when it arrived and its body.
+type Reply = oneshot::Sender<(Instant, Value)>;
+/// One queued invocation: the event and where its response goes.
+type Invocation = (Value, Reply);
+
+/// The runtime API: hands out queued events, routes responses back.
+#[derive(Default)]
+struct Runtime {
+    queue: Mutex<Option<mpsc::Receiver<Invocation>>>,
+    waiting: Mutex<HashMap<String, Reply>>,
+    ready: Mutex<Option<oneshot::Sender<Instant>>>,
+    next_id: AtomicU64,
+}
+
+async fn next(State(rt): State<Arc<Runtime>>) -> (HeaderMap, String) {
+    if let Some(ready) = rt.ready.lock().await.take() {
+        let _ = ready.send(Instant::now());
+    }
+    // Only one function process polls at a time, so holding the lock while waiting is fine.
+    let item = {
+        let mut queue = rt.queue.lock().await;
+        match queue.as_mut() {
+            Some(queue) => queue.recv().await,
+            None => None,
+        }
+    };
+    let Some((event, reply)) = item else {
+        // No more events: keep the function parked, as Lambda does between invocations.
+        return std::future::pending().await;
+    };
+    let id = format!("req-{}", rt.next_id.fetch_add(1, Ordering::SeqCst));
+    rt.waiting.lock().await.insert(id.clone(), reply);
+    let mut headers = HeaderMap::new();
+    let hv = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""));
+    headers.insert("lambda-runtime-aws-request-id", hv(&id));
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        hv(&(now_ms() + 30_000).to_string()),
+    );
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        hv("arn:aws:lambda:us-east-1:123456789012:function:mailhooks"),
+    );
+    (headers, event.to_string())
+}
+
+async fn respond(
+    State(rt): State<Arc<Runtime>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let at = Instant::now();
+    if let Some(reply) = rt.waiting.lock().await.remove(&id) {
+        let _ = reply.send((at, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+    }
+    StatusCode::ACCEPTED
+}
+
+async fn failed(Path(id): Path<String>, body: Bytes) -> StatusCode {
+    eprintln!("invocation {id} failed: {}", String::from_utf8_lossy(&body));
+    StatusCode::ACCEPTED
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A running function process and the channel that feeds it events.
+struct Function {
+    child: std::process::Child,
+    events: mpsc::Sender<Invocation>,
+    init: Duration,
+}
+
+impl Function {
+    async fn start(dynamodb_url: &str, warm_up: bool) -> Function {
+        let (events, queue) = mpsc::channel(1);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let rt = Arc::new(Runtime {
+            queue: Mutex::new(Some(queue)),
+            ready: Mutex::new(Some(ready_tx)),
+            ..Runtime::default()
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(failed))
+            .with_state(rt);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let api = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let started = Instant::now();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "mailhooks")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_url)
+            .env("TABLE_NAME", TABLE)
+            .env("TENCENT_TOKENS", SECRET)
+            .env("USPEEDO_TOKENS", SECRET)
+            .env("WARM_UP", warm_up.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start bootstrap: {e}"));
+        let ready = ready_rx.await.unwrap_or_else(|e| panic!("{e}"));
+        Function {
+            child,
+            events,
+            init: ready - started,
+        }
+    }
+
+    /// Invokes once; returns the time from handing out the event to the response, and the answer body.
+    async fn invoke(&self, event: Value) -> (Duration, Value) {
+        let (tx, rx) = oneshot::channel();
+        let sent = Instant::now();
+        let _ = self.events.send((event, tx)).await;
+        let (at, response) = rx.await.unwrap_or_else(|e| panic!("{e}"));
+        let body: Value = response["body"]
+            .as_str()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        (at - sent, body)
+    }
+
+    fn peak_rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An API Gateway v2 event for uSpeedo carrying `n` unique events.
+fn uspeedo_event(tag: &str, n: usize) -> Value {
+    let items: Vec<Value> = (0..n)
+        .map(|i| json!({"MsgId": format!("{tag}-{i}"), "Event": "deliver", "ReceiptTime": now_ms() / 1000,
+                        "RecipientEmail": format!("u{i}@example.com"), "SessionNo": tag, "ReceiptCode": "0", "ReceiptDesc": "ok"}))
+        .collect();
+    json!({
+        "version": "2.0", "routeKey": "POST /webhooks/{provider}", "rawPath": "/webhooks/uspeedo",
+        "rawQueryString": format!("token={SECRET}"), "headers": {"content-type": "application/json"},
+        "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "bench.example.com", "domainPrefix": "bench",
+            "http": {"method": "POST", "path": "/webhooks/uspeedo", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
+            "requestId": tag, "routeKey": "POST /webhooks/{provider}", "stage": "$default", "time": "22/Nov/2026:10:15:30 +0000", "timeEpoch": now_ms()},
+        "body": json!({"MsgType": 2, "Data": items}).to_string(),
+        "isBase64Encoded": false
+    })
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn p99(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * 0.99) as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let db = dynoxide::Database::memory().unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dynamodb_url = format!(
+        "http://{}",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    tokio::spawn(dynoxide::server::serve_on(listener, db));
+    let client = dynamodb::local_client(&dynamodb_url, Duration::from_secs(10));
+    dynamodb::create_table(&client, TABLE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Cold starts, with and without the warm-up.
+    let mut rows = Vec::new();
+    for warm_up in [true, false] {
+        let (mut inits, mut firsts) = (Vec::new(), Vec::new());
+        for round in 0..10 {
+            let function = Function::start(&dynamodb_url, warm_up).await;
+            let (first, body) = function
+                .invoke(uspeedo_event(&format!("cold-{warm_up}-{round}"), 1))
+                .await;
+            assert_eq!(body["stored"], 1, "{body}");
+            inits.push(function.init);
+            firsts.push(first);
+        }
+        let label = if warm_up { "with" } else { "without" };
+        rows.push((
+            format!("cold start init (process start → ready), {label} warm-up"),
+            ms(median(inits)),
+        ));
+        rows.push((
+            format!("first invocation after a cold start, {label} warm-up"),
+            ms(median(firsts)),
+        ));
+    }
+
+    // Warm invocations vs the storage floor, then memory under sustained load.
+    let function = Function::start(&dynamodb_url, true).await;
+    for i in 0..50 {
+        function
+            .invoke(uspeedo_event(&format!("warmup-{i}"), 1))
+            .await;
+    }
+    let mut single = Vec::new();
+    for i in 0..1000 {
+        single.push(
+            function
+                .invoke(uspeedo_event(&format!("warm-{i}"), 1))
+                .await
+                .0,
+        );
+    }
+    let mut batch = Vec::new();
+    for i in 0..50 {
+        let (t, body) = function
+            .invoke(uspeedo_event(&format!("batch-{i}"), 100))
+            .await;
+        assert_eq!(body["stored"], 100, "{body}");
+        batch.push(t);
+    }
+    for i in 0..950 {
+        function
+            .invoke(uspeedo_event(&format!("load-{i}"), 1 + i % 20))
+            .await;
+    }
+    let rss_kb = function.peak_rss_kb();
+
+    let template = mailhooks::providers::by_name("uspeedo")
+        .and_then(|p| {
+            p.parse(uspeedo_event("floor", 1)["body"].as_str()?.as_bytes())
+                .ok()
+        })
+        .and_then(|mut e| e.pop())
+        .unwrap_or_else(|| panic!("a floor event"));
+    let mut bare = Vec::new();
+    for i in 0..1000 {
+        let mut event = template.clone();
+        event.message_id = format!("floor-{i}");
+        let item = item::build(&event, now_ms(), None);
+        let started = Instant::now();
+        let put = client
+            .put_item()
+            .table_name(TABLE)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(message_id)")
+            .send()
+            .await;
+        bare.push(started.elapsed());
+        assert!(put.is_ok());
+    }
+    let (single_m, bare_m, batch_m) = (median(single.clone()), median(bare), median(batch));
+    rows.push((
+        "warm invocation, 1 event (event in → stored → response): p50 / p99".into(),
+        format!("{} / {}", ms(single_m), ms(p99(single))),
+    ));
+    rows.push((
+        "bare conditional PutItem of the same item, same SDK: p50".into(),
+        ms(bare_m),
+    ));
+    rows.push((
+        "overhead over the storage floor, 1 event (target ≤ 1.2×)".into(),
+        format!("{:.2}×", single_m.as_secs_f64() / bare_m.as_secs_f64()),
+    ));
+    rows.push(("warm invocation, 100-event batch: p50".into(), ms(batch_m)));
+    rows.push((
+        "100-event batch / one bare PutItem (target ≤ 3×)".into(),
+        format!("{:.2}×", batch_m.as_secs_f64() / bare_m.as_secs_f64()),
+    ));
+    rows.push((
+        "peak RSS of the function over 2,000 invocations (target < 32 MB)".into(),
+        format!("{:.1} MB", rss_kb as f64 / 1024.0),
+    ));
+
+    println!("| measure | value |");
+    println!("|---|---|");
+    for (k, v) in rows {
+        println!("| {k} | {v} |");
+    }
+}
