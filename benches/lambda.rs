@@ -334,6 +334,39 @@ async fn main() {
         format!("{:.1} MB", rss_kb as f64 / 1024.0),
     ));
 
+    // The two write paths of the store, on the same 100 events: new, then all duplicates.
+    let store = mailhooks::store::DynamoStore::new(client.clone(), TABLE, None);
+    for (label, batch_path) in [
+        ("conditional PutItem each, 16 in flight", false),
+        ("BatchGetItem + BatchWriteItem", true),
+    ] {
+        let (mut fresh, mut again) = (Vec::new(), Vec::new());
+        for round in 0..20 {
+            let events: Vec<_> = (0..100)
+                .map(|i| {
+                    let mut e = template.clone();
+                    e.message_id = format!("path-{batch_path}-{round}-{i}");
+                    e
+                })
+                .collect();
+            for times in [&mut fresh, &mut again] {
+                let started = Instant::now();
+                let outcome = if batch_path {
+                    store.put_batch(&events, now_ms()).await
+                } else {
+                    store.put_each(&events, now_ms()).await
+                };
+                times.push(started.elapsed());
+                assert!(outcome.is_ok());
+            }
+        }
+        rows.push((format!("store, 100 new events: {label}"), ms(median(fresh))));
+        rows.push((
+            format!("store, the same 100 again (duplicates): {label}"),
+            ms(median(again)),
+        ));
+    }
+
     println!("| measure | value |");
     println!("|---|---|");
     for (k, v) in rows {

@@ -130,14 +130,28 @@ impl DynamoStore {
 }
 
 impl EventStore for DynamoStore {
+    /// Small requests take [`DynamoStore::put_each`], larger ones [`DynamoStore::put_batch`]
+    /// (see `benches/lambda.rs` for the measured crossover).
     async fn put_events(
         &self,
         events: &[EmailEvent],
         received_at_ms: i64,
     ) -> Result<PutOutcome, StoreError> {
         if events.len() > batch::BATCH_THRESHOLD {
-            return self.put_batch(events, received_at_ms).await;
+            self.put_batch(events, received_at_ms).await
+        } else {
+            self.put_each(events, received_at_ms).await
         }
+    }
+}
+
+impl DynamoStore {
+    /// One conditional `PutItem` per event, up to 16 in flight.
+    pub async fn put_each(
+        &self,
+        events: &[EmailEvent],
+        received_at_ms: i64,
+    ) -> Result<PutOutcome, StoreError> {
         // Futures do nothing until polled, so building them all first is cheap.
         let writes: Vec<_> = events
             .iter()
@@ -161,7 +175,7 @@ impl EventStore for DynamoStore {
 
 impl DynamoStore {
     /// The batch path (see [`batch`]): read which keys exist, write the rest.
-    async fn put_batch(
+    pub async fn put_batch(
         &self,
         events: &[EmailEvent],
         received_at_ms: i64,
