@@ -37,7 +37,7 @@ fn app() -> &'static (tokio::runtime::Runtime, App<ItemBuildingStore>) {
         ];
         let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
             .unwrap_or_else(|e| panic!("fuzz config: {e}"));
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap_or_else(|e| panic!("{e}"));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap_or_else(|e| panic!("{e}"));
         (runtime, App::new(config, ItemBuildingStore, Arc::new(FixedClock(1_795_342_530_000))))
     })
 }
