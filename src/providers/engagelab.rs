@@ -38,10 +38,10 @@ impl Provider for EngageLab {
         }
         let timestamp = single_header(request, TIMESTAMP_HEADER)?;
         let app_key_header = single_header(request, APPKEY_HEADER)?;
-        let signature = single_header(request, SIGNATURE_HEADER)?.to_ascii_lowercase();
+        let signature = single_header(request, SIGNATURE_HEADER)?;
         check_timestamp(timestamp, ctx.freshness, ctx.clock)?;
         verify_signature(
-            &signature,
+            signature,
             timestamp,
             app_key_header,
             ctx.secrets,
@@ -75,20 +75,28 @@ fn single_header<'a>(request: &'a Inbound<'_>, name: &'static str) -> Result<&'a
 
 /// Hex MD5 of `timestamp + app key header + secret` (the "Learn about WebHook" page).
 pub fn md5_signature(timestamp: &str, app_key_header: &str, secret: &str) -> String {
+    hex::encode(md5_digest(timestamp, app_key_header, secret))
+}
+
+fn md5_digest(timestamp: &str, app_key_header: &str, secret: &str) -> [u8; 16] {
     let mut hasher = Md5::new();
     hasher.update(timestamp.as_bytes());
     hasher.update(app_key_header.as_bytes());
     hasher.update(secret.as_bytes());
-    hex::encode(hasher.finalize())
+    hasher.finalize().into()
 }
 
 /// Hex HMAC-SHA256 keyed with the secret over `message` (the webhook page).
 pub fn hmac_signature(secret: &str, message: &str) -> String {
+    hex::encode(hmac_digest(secret, message))
+}
+
+fn hmac_digest(secret: &str, message: &str) -> [u8; 32] {
     // HMAC takes keys of any length, so this cannot fail.
     let mut mac =
         <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
     mac.update(message.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().into()
 }
 
 /// Checks the signature against every secret and both documented algorithms;
@@ -100,24 +108,22 @@ fn verify_signature(
     secrets: &[String],
     body: &[u8],
 ) -> Result<&'static str, AuthError> {
+    // Hex of either case decodes to the same bytes; the digests are compared as bytes.
+    let Ok(signature) = hex::decode(signature) else {
+        return Err(AuthError::BadSignature);
+    };
     let mut matched = None;
     match signature.len() {
-        32 => {
+        16 => {
             for secret in secrets {
-                if constant_time_eq(
-                    md5_signature(timestamp, app_key_header, secret).as_bytes(),
-                    signature.as_bytes(),
-                ) {
+                if constant_time_eq(&md5_digest(timestamp, app_key_header, secret), &signature) {
                     matched = Some("md5");
                 }
             }
         }
-        64 => {
+        32 => {
             for secret in secrets {
-                if constant_time_eq(
-                    hmac_signature(secret, timestamp).as_bytes(),
-                    signature.as_bytes(),
-                ) {
+                if constant_time_eq(&hmac_digest(secret, timestamp), &signature) {
                     matched = Some("hmac-sha256");
                 }
             }
@@ -127,10 +133,7 @@ fn verify_signature(
                 && let Some(itime) = body_itime(body)
             {
                 for secret in secrets {
-                    if constant_time_eq(
-                        hmac_signature(secret, &itime).as_bytes(),
-                        signature.as_bytes(),
-                    ) {
+                    if constant_time_eq(&hmac_digest(secret, &itime), &signature) {
                         matched = Some("hmac-sha256-itime");
                     }
                 }
