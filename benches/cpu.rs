@@ -2,7 +2,8 @@
 //! built, per provider and event type, for a typical event, batches of 1 to 1000
 //! uSpeedo events, and a 1 MB EngageLab `route`. Prints ns/event and MB/s.
 //!
-//! `cargo bench --bench cpu` (the median of 15 timed rounds after a warm-up).
+//! `cargo bench --bench cpu [-- NAME...]` (the median of 15 timed rounds after a
+//! warm-up; with names, only the cases whose label contains one of them).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -162,6 +163,13 @@ fn main() {
         "engagelab",
         route_of(1_000_000),
     ));
+
+    // `cargo bench --bench cpu -- engagelab/open` measures only the cases containing that text.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    cases.retain(|c| filter.is_empty() || filter.iter().any(|f| c.label.contains(f.as_str())));
 
     println!("| case | body | events | per request | per event | MB/s |");
     println!("|---|---|---|---|---|---|");
