@@ -273,26 +273,8 @@ fn report(
 ) {
     outcome.latencies_ms.sort_by(f64::total_cmp);
     let secs = elapsed.as_secs_f64();
-    println!();
-    println!("| figure | value |");
-    println!("|---|---|");
-    println!("| requests | {count} in {secs:.1} s |");
-    println!(
-        "| throughput | {:.0} requests/s, {:.0} events/s |",
-        count as f64 / secs,
-        events as f64 / secs
-    );
-    println!(
-        "| latency per try | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
-        percentile(&outcome.latencies_ms, 0.5),
-        percentile(&outcome.latencies_ms, 0.99),
-        percentile(&outcome.latencies_ms, 1.0)
-    );
-    println!("| 5xx answers retried | {} |", outcome.retries);
-    println!("| requests never accepted | {} |", outcome.failed);
-    println!("| duplicates reported | {} |", outcome.duplicates_reported);
-    println!(
-        "| count check | expected {expected} unique events, table holds {} — {} |",
+    let count_check = format!(
+        "expected {expected} unique events, table holds {} — {}",
         stored.map_or("?".into(), |s| s.to_string()),
         if stored == Some(expected) {
             "OK"
@@ -300,4 +282,48 @@ fn report(
             "MISMATCH"
         }
     );
+    let rows = [
+        ("requests".to_owned(), format!("{count} in {secs:.1} s"), ""),
+        (
+            "throughput".to_owned(),
+            format!(
+                "{:.0} requests/s, {:.0} events/s",
+                count as f64 / secs,
+                events as f64 / secs
+            ),
+            "",
+        ),
+        (
+            "latency per try".to_owned(),
+            format!(
+                "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                percentile(&outcome.latencies_ms, 0.5),
+                percentile(&outcome.latencies_ms, 0.99),
+                percentile(&outcome.latencies_ms, 1.0)
+            ),
+            "",
+        ),
+        (
+            "5xx answers retried".to_owned(),
+            outcome.retries.to_string(),
+            "",
+        ),
+        (
+            "requests never accepted".to_owned(),
+            outcome.failed.to_string(),
+            "0",
+        ),
+        (
+            "duplicates reported".to_owned(),
+            outcome.duplicates_reported.to_string(),
+            "",
+        ),
+        ("count check".to_owned(), count_check, "OK"),
+    ];
+    println!();
+    println!("| measure | value | target |");
+    println!("|---|---|---|");
+    for (measure, value, target) in rows {
+        println!("| load: {measure} | {value} | {target} |");
+    }
 }
