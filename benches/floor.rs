@@ -4,7 +4,8 @@
 //! with also sends bare requests for comparison. Interleaved, so drift on a shared
 //! machine hits both sides alike. Measures:
 //! - one event: request (HTTP in → conditional PutItem → answer) vs one bare
-//!   conditional PutItem of the same item; and a GET probe (HTTP and handler, no storage);
+//!   conditional PutItem of the same item; the same request handed to the handler
+//!   directly (no HTTP: what our code adds); and a GET probe (HTTP and handler, no storage);
 //! - a 100-event uSpeedo batch: request vs one bare PutItem (the ratio) and
 //!   vs the least the store must do for 100 new events with duplicates detected
 //!   (one BatchGetItem of the 100 keys, then four BatchWriteItems of 25 in parallel).
@@ -52,6 +53,16 @@ fn uspeedo_body(tag: &str, n: usize) -> Vec<u8> {
     json!({"MsgType": 2, "Data": items})
         .to_string()
         .into_bytes()
+}
+
+/// The query string that authenticates a uSpeedo request to the local stack.
+fn token_query() -> String {
+    sign(
+        "uspeedo",
+        local_secret("uspeedo").unwrap_or_default(),
+        now_secs(),
+    )
+    .0
 }
 
 /// The items the handler would write for `body`.
@@ -199,7 +210,8 @@ async fn main() {
         bare_put(&dynamo, item.into_iter().next().unwrap_or_default()).await;
     }
 
-    let (mut single, mut bare, mut probe) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut single, mut bare, mut probe, mut direct) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..ROUNDS {
         let (took, answer) = request(
             &http,
@@ -213,6 +225,18 @@ async fn main() {
         let item = items_of(&uspeedo_body(&format!("bare-{i}"), 1));
         bare.push(bare_put(&dynamo, item.into_iter().next().unwrap_or_default()).await);
         probe.push(request(&http, stack.addr, "GET", Vec::new()).await.0);
+        let direct_request = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri(format!("/webhooks/uspeedo?{}", token_query()))
+            .body(lambda_http::Body::from(uspeedo_body(
+                &format!("direct-{i}"),
+                1,
+            )))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let started = Instant::now();
+        let answer = stack.app.handle(direct_request).await;
+        direct.push(started.elapsed());
+        assert_eq!(answer.status(), 200);
     }
 
     let (mut batch, mut floor) = (Vec::new(), Vec::new());
@@ -229,7 +253,8 @@ async fn main() {
         floor.push(bare_batch(&dynamo, items_of(&uspeedo_body(&format!("floor-{i}"), 100))).await);
     }
 
-    let (single, bare, probe) = (median(single), median(bare), median(probe));
+    let (single, bare, probe, direct) =
+        (median(single), median(bare), median(probe), median(direct));
     let (batch, floor) = (median(batch), median(floor));
     let rows = [
         (
@@ -251,6 +276,16 @@ async fn main() {
             "1 event: request / bare PutItem",
             ratio(single, bare),
             "≤ 1.2×",
+        ),
+        (
+            "handler called directly (no HTTP), 1 event: p50",
+            ms(direct),
+            "",
+        ),
+        (
+            "1 event: handler called directly / bare PutItem",
+            ratio(direct, bare),
+            "",
         ),
         ("request, 100-event batch: p50", ms(batch), ""),
         (
