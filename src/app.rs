@@ -1,6 +1,7 @@
 //! The request handler: route, authenticate, parse, store, answer — the same
 //! for API Gateway (REST and HTTP APIs), Lambda Function URLs, ALB and the local server.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -117,12 +118,16 @@ impl<S: EventStore> App<S> {
             }
         };
         if self.config.emit_metrics {
+            let mut text = String::with_capacity(1024);
             for line in emf_lines(
                 &request_metrics(provider, &result, latency_ms),
                 self.clock.now_ms(),
             ) {
-                println!("{line}");
+                text.push_str(&line);
+                text.push('\n');
             }
+            // One write for all lines; a failed write to stdout must not fail the request.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
         response
     }
