@@ -63,8 +63,12 @@ impl<S: EventStore> App<S> {
     /// Handles one request; logs one structured line and, when enabled, emits its metrics.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
-        let provider = route(request.uri().path()).map_or("none", |p| p.name());
-        let result = self.process(&request).await;
+        let routed = route(request.uri().path());
+        let provider = routed.as_ref().map_or("none", |p| p.name());
+        let result = match routed {
+            Ok(provider) => self.process(provider, &request).await,
+            Err(err) => Err(err),
+        };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let method = request.method().as_str();
         let response = match &result {
@@ -132,8 +136,11 @@ impl<S: EventStore> App<S> {
         response
     }
 
-    async fn process(&self, request: &Request) -> Result<Success, Error> {
-        let provider = route(request.uri().path())?;
+    async fn process(
+        &self,
+        provider: &'static dyn Provider,
+        request: &Request,
+    ) -> Result<Success, Error> {
         match *request.method() {
             Method::GET | Method::HEAD => return Ok(Success::Probe),
             Method::POST => {}
