@@ -65,41 +65,67 @@ pub async fn existing_keys(
     Ok(found.into_iter().flatten().collect())
 }
 
-async fn get_chunk(
-    client: &Client,
-    table: &str,
-    mut keys: Vec<HashMap<String, AttributeValue>>,
-) -> Result<Vec<Key>, StoreError> {
+/// Calls `call` with the pending requests until it reports none unprocessed,
+/// backing off between calls; returns everything the calls found.
+async fn until_processed<T, R, Fut>(
+    mut pending: Vec<T>,
+    call: impl Fn(Vec<T>) -> Fut,
+) -> Result<Vec<R>, StoreError>
+where
+    Fut: Future<Output = Result<(Vec<R>, Vec<T>), StoreError>>,
+{
     let mut found = Vec::new();
     let mut attempt = 0;
-    while !keys.is_empty() {
-        let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .projection_expression("#pk, #sk")
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_names("#sk", SORT_KEY)
-            .build()
-            .map_err(|e| StoreError::Other(e.to_string()))?;
-        let output = client
-            .batch_get_item()
-            .request_items(table, request)
-            .send()
-            .await
-            .map_err(classify)?;
-        if let Some(items) = output.responses().and_then(|r| r.get(table)) {
-            found.extend(items.iter().filter_map(key_of));
-        }
-        keys = output
-            .unprocessed_keys()
-            .and_then(|u| u.get(table))
-            .map(|k| k.keys().to_vec())
-            .unwrap_or_default();
-        if !keys.is_empty() {
+    while !pending.is_empty() {
+        let (mut results, unprocessed) = call(pending).await?;
+        found.append(&mut results);
+        pending = unprocessed;
+        if !pending.is_empty() {
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
         }
     }
     Ok(found)
+}
+
+async fn get_chunk(
+    client: &Client,
+    table: &str,
+    keys: Vec<HashMap<String, AttributeValue>>,
+) -> Result<Vec<Key>, StoreError> {
+    until_processed(keys, |keys| get_once(client, table, keys)).await
+}
+
+/// One `BatchGetItem`: the keys found, and the keys left unprocessed.
+async fn get_once(
+    client: &Client,
+    table: &str,
+    keys: Vec<HashMap<String, AttributeValue>>,
+) -> Result<(Vec<Key>, Vec<HashMap<String, AttributeValue>>), StoreError> {
+    let request = KeysAndAttributes::builder()
+        .set_keys(Some(keys))
+        .projection_expression("#pk, #sk")
+        .expression_attribute_names("#pk", PARTITION_KEY)
+        .expression_attribute_names("#sk", SORT_KEY)
+        .build()
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    let output = client
+        .batch_get_item()
+        .request_items(table, request)
+        .send()
+        .await
+        .map_err(classify)?;
+    let found = output
+        .responses()
+        .and_then(|r| r.get(table))
+        .map(|items| items.iter().filter_map(key_of).collect())
+        .unwrap_or_default();
+    let unprocessed = output
+        .unprocessed_keys()
+        .and_then(|u| u.get(table))
+        .map(|k| k.keys().to_vec())
+        .unwrap_or_default();
+    Ok((found, unprocessed))
 }
 
 /// Writes every item (plain puts: the caller has checked they are new).
@@ -132,27 +158,30 @@ pub async fn write_all(
 async fn write_chunk(
     client: &Client,
     table: &str,
-    mut requests: Vec<WriteRequest>,
+    requests: Vec<WriteRequest>,
 ) -> Result<(), StoreError> {
-    let mut attempt = 0;
-    while !requests.is_empty() {
-        let output = client
-            .batch_write_item()
-            .request_items(table, requests)
-            .send()
-            .await
-            .map_err(classify)?;
-        requests = output
-            .unprocessed_items()
-            .and_then(|u| u.get(table))
-            .cloned()
-            .unwrap_or_default();
-        if !requests.is_empty() {
-            tokio::time::sleep(backoff(attempt)).await;
-            attempt += 1;
-        }
-    }
+    until_processed(requests, |requests| write_once(client, table, requests)).await?;
     Ok(())
+}
+
+/// One `BatchWriteItem`: nothing found, and the writes left unprocessed.
+async fn write_once(
+    client: &Client,
+    table: &str,
+    requests: Vec<WriteRequest>,
+) -> Result<(Vec<()>, Vec<WriteRequest>), StoreError> {
+    let output = client
+        .batch_write_item()
+        .request_items(table, requests)
+        .send()
+        .await
+        .map_err(classify)?;
+    let unprocessed = output
+        .unprocessed_items()
+        .and_then(|u| u.get(table))
+        .cloned()
+        .unwrap_or_default();
+    Ok((Vec::new(), unprocessed))
 }
 
 #[cfg(test)]
