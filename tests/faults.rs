@@ -248,3 +248,48 @@ async fn a_large_batch_failing_in_part_is_completed_exactly_by_the_retry() {
         "a third delivery is all duplicates"
     );
 }
+
+#[tokio::test]
+async fn batch_calls_left_partly_unprocessed_are_completed_by_the_store() {
+    let db = Emulator::start().await;
+    let proxy = FaultyStore::start(&db.endpoint).await;
+    let app = app_with(&proxy.endpoint, config(&[]));
+    // 60 events: one BatchGetItem and three BatchWriteItems, each first answered
+    // with half of its keys or items unprocessed.
+    proxy
+        .faults
+        .leave_unprocessed_next_batches
+        .store(4, Ordering::SeqCst);
+    let (status, reply, _) = send(&app, &batch(60)).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        (reply["stored"].as_u64(), reply["duplicates"].as_u64()),
+        (Some(60), Some(0))
+    );
+    assert_eq!(message_ids(&db).await, all_ids(60), "every event, once");
+    assert_eq!(
+        proxy
+            .faults
+            .leave_unprocessed_next_batches
+            .load(Ordering::SeqCst),
+        0,
+        "the faults were used"
+    );
+    assert!(
+        proxy.faults.batch_calls_seen.load(Ordering::SeqCst) >= 4 + 4,
+        "unprocessed keys and items were sent again"
+    );
+
+    // Half of the existing keys left unprocessed by the read: still all found.
+    proxy
+        .faults
+        .leave_unprocessed_next_batches
+        .store(1, Ordering::SeqCst);
+    let (status, reply, _) = send(&app, &batch(60)).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        (reply["stored"].as_u64(), reply["duplicates"].as_u64()),
+        (Some(0), Some(60)),
+        "a retried read still finds every stored event"
+    );
+}

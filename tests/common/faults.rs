@@ -1,6 +1,6 @@
 //! A fault-injecting HTTP proxy in front of the in-process DynamoDB API: it
 //! forwards every request unless told to throttle, fail writes that mention a
-//! marker, delay answers, or be down.
+//! marker, leave half of a batch call unprocessed, delay answers, or be down.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,12 @@ pub struct Faults {
     pub throttle_all_puts: AtomicBool,
     /// Fail (HTTP 500) every write whose body contains this text.
     pub fail_puts_containing: Mutex<Option<String>>,
+    /// For this many of the next batch calls (BatchGetItem, BatchWriteItem), forward
+    /// only the first half of the keys or items and answer the rest as unprocessed,
+    /// as DynamoDB does when a call exceeds capacity or size limits.
+    pub leave_unprocessed_next_batches: AtomicUsize,
+    /// Batch calls seen.
+    pub batch_calls_seen: AtomicUsize,
     /// Forward, then hold the answer this long (the write is already done).
     pub delay_after_forwarding: Mutex<Duration>,
     /// Refuse everything as if the store were down (503 without forwarding).
@@ -110,11 +116,36 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             );
         }
     }
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let is_batch = target.ends_with(".BatchGetItem") || target.ends_with(".BatchWriteItem");
+    if is_batch {
+        faults.batch_calls_seen.fetch_add(1, Ordering::SeqCst);
+    }
+    let mut held_back = None;
+    let mut body = body;
+    if is_batch
+        && faults
+            .leave_unprocessed_next_batches
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        let (forwarded, rest) = split_batch(&body);
+        body = forwarded;
+        held_back = Some(rest);
+    }
     let mut upstream = axum::http::Request::builder()
         .method(parts.method)
         .uri(format!("{}{}", proxy.upstream, parts.uri.path()));
     for (name, value) in &parts.headers {
-        upstream = upstream.header(name, value);
+        // The body may have been rewritten: let the client set its length.
+        if name != "content-length" {
+            upstream = upstream.header(name, value);
+        }
     }
     let answer = proxy
         .client
@@ -125,7 +156,44 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let (parts, body) = answer.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
+    let (mut parts, body) = answer.into_parts();
+    let mut body = body.collect().await.unwrap().to_bytes();
+    if let Some(rest) = held_back {
+        let mut answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let field = if target.ends_with(".BatchGetItem") {
+            "UnprocessedKeys"
+        } else {
+            "UnprocessedItems"
+        };
+        answer[field] = rest;
+        body = Bytes::from(answer.to_string());
+        parts.headers.remove("content-length");
+        parts.headers.remove("x-amz-crc32");
+    }
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Splits a batch call's `RequestItems` (one table): the request carrying the
+/// first half of its keys or items, and the rest as an `Unprocessed*` value.
+fn split_batch(body: &[u8]) -> (Bytes, serde_json::Value) {
+    let mut request: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let mut rest = request.clone();
+    let tables = request["RequestItems"].as_object_mut().unwrap();
+    let rest_tables = rest["RequestItems"].as_object_mut().unwrap();
+    for (table, entry) in tables.iter_mut() {
+        // BatchGetItem: {"Keys": [...], ...}; BatchWriteItem: [...].
+        let (list, rest_list) = if entry.is_array() {
+            (entry, &mut rest_tables[table])
+        } else {
+            (&mut entry["Keys"], &mut rest_tables[table]["Keys"])
+        };
+        let all = list.as_array().unwrap().clone();
+        let half = all.len().div_ceil(2);
+        *list = serde_json::Value::Array(all[..half].to_vec());
+        *rest_list = serde_json::Value::Array(all[half..].to_vec());
+    }
+    (
+        Bytes::from(request.to_string()),
+        rest["RequestItems"].take(),
+    )
 }
