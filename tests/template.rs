@@ -1146,3 +1146,25 @@ fn tencent_alb_is_https_on_8080_to_the_function_only_with_use_alb() {
         Some("tencent")
     );
 }
+
+/// cargo-lambda (and so `sam build`) compiles with `panic = "abort"` unless the
+/// release profile names a strategy; the handler relies on lambda_runtime catching
+/// panics, which needs unwinding.
+#[test]
+fn the_release_profile_keeps_panics_catchable() {
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"),
+    )
+    .unwrap();
+    let release: Vec<&str> = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[profile.release]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(str::trim)
+        .collect();
+    assert!(
+        release.contains(&"panic = \"unwind\""),
+        "[profile.release] must set panic = \"unwind\": {release:?}"
+    );
+}
