@@ -147,9 +147,29 @@ pub fn object<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Map<Stri
 /// Canonical JSON text of a value: sorted keys, no whitespace.
 pub fn canonical(value: &Value) -> String {
     // serde_json's map is a BTreeMap here (no `preserve_order`), so keys come out sorted.
-    // `to_string` writes straight into a byte buffer; `Value`'s `Display` goes
+    // `to_writer` writes straight into a byte buffer; `Value`'s `Display` goes
     // through `fmt::Write` a piece at a time and took twice as long (benches/cpu.rs).
-    serde_json::to_string(value).unwrap_or_default()
+    // The text is written into a per-thread scratch buffer and copied out at its exact
+    // size: one allocation instead of a buffer grown 128 → 256 → 512 → 1024 bytes.
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        let text = match serde_json::to_writer(&mut *scratch, value) {
+            // serde_json writes valid UTF-8 from a `Value`.
+            Ok(()) => String::from_utf8(scratch.clone()).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if scratch.capacity() > MAX_SCRATCH_BYTES {
+            *scratch = Vec::new();
+        }
+        text
+    })
+}
+
+/// Largest scratch buffer kept between calls (a 1 MB inbound mail is not kept).
+const MAX_SCRATCH_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The SMTP reply code at the start of a failure text, e.g. `551 5.1.1` from
