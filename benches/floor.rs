@@ -27,6 +27,10 @@ use mailhooks::signing::{local_secret, sign};
 use mailhooks::store::item::{self, PARTITION_KEY, SORT_KEY};
 use serde_json::{Value, json};
 
+// The Lambda binary's allocator (src/main.rs), so the handler costs what it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TABLE: &str = "mailhooks-floor";
 const ROUNDS: usize = 1000;
 const BATCH_ROUNDS: usize = 60;
