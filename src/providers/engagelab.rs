@@ -190,12 +190,6 @@ fn parse_envelope(
         let mut event = base_event(index, envelope, data, &name, event_type, event_time_ms, raw)?;
         event.ip = json::text(data, "ip");
         event.url = json::text(data, "url");
-        event.user_agent = json::client_description(
-            json::text(data, "explorer_name"),
-            json::text(data, "explorer_ver"),
-            json::text(data, "os_name"),
-            json::text(data, "os_ver"),
-        );
         for (field, key) in [
             ("explorer_name", "browser"),
             ("explorer_ver", "browser_version"),
@@ -206,6 +200,14 @@ fn parse_envelope(
                 event.details.insert(key.into(), v);
             }
         }
+        // From the details just kept: each field is looked up in the JSON once.
+        let detail = |key: &str| event.details.get(key).cloned();
+        event.user_agent = json::client_description(
+            detail("browser"),
+            detail("browser_version"),
+            detail("os"),
+            detail("os_version"),
+        );
         if event_type == EventType::Inbound {
             add_inbound(&mut event, envelope, data);
         }
