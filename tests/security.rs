@@ -294,6 +294,54 @@ async fn a_captured_engagelab_request_replayed_after_the_window_is_refused() {
     );
 }
 
+/// The `itime` variant signs the body's `itime`, not the header: a signature captured
+/// days ago, sent with a fresh (unsigned) header and a forged complaint whose `itime`
+/// is the old signed value, must be refused and store nothing.
+#[tokio::test]
+async fn an_old_itime_signature_with_a_fresh_header_and_forged_body_is_refused() {
+    let db = Emulator::start().await;
+    let key = &secrets("engagelab")[0];
+    let fresh = NOW_SECS.to_string();
+    for signed in [
+        (NOW_SECS - 10 * 86_400).to_string(),
+        ((NOW_SECS - 10 * 86_400) * 1000).to_string(),
+        (NOW_SECS - 400).to_string(),
+        ((NOW_SECS + 400) * 1000).to_string(),
+    ] {
+        let forged = format!(
+            r#"{{"message_id":"m0$victim@example.com","itime":{signed},"response":{{"event":"report_spam","response_data":{{"email_id":"m0$victim@example.com"}}}}}}"#
+        );
+        let event = apigw_event(
+            "POST",
+            "/webhooks/engagelab",
+            "",
+            &engagelab_headers(&fresh, hmac_signature(key, &signed)),
+            forged.as_bytes(),
+        );
+        let (status, reply) = parts(app(&db).handle(to_request(&event)).await);
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (401, Some("stale_timestamp")),
+            "signed {signed}"
+        );
+    }
+    assert!(db.items().await.is_empty(), "nothing forged was stored");
+    // The same variant with a fresh signed itime is accepted.
+    let signed = (NOW_MS - 1_000).to_string();
+    let body = format!(
+        r#"{{"message_id":"m0$a@example.com","itime":{signed},"response":{{"event":"open","response_data":{{"email_id":"m0$a@example.com"}}}}}}"#
+    );
+    let event = apigw_event(
+        "POST",
+        "/webhooks/engagelab",
+        "",
+        &engagelab_headers(&fresh, hmac_signature(key, &signed)),
+        body.as_bytes(),
+    );
+    let (status, _) = parts(app(&db).handle(to_request(&event)).await);
+    assert_eq!(status, 200);
+}
+
 #[tokio::test]
 async fn header_name_case_never_matters() {
     let db = Emulator::start().await;

@@ -4,12 +4,15 @@
 
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use super::json::{self, ParseError};
 use super::{AuthContext, Inbound, Provider, mime_words};
-use crate::auth::{AuthError, check_timestamp, constant_time_eq};
+use crate::auth::{AuthError, Freshness, check_timestamp, constant_time_eq};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
 /// EngageLab Email webhooks.
@@ -39,14 +42,19 @@ impl Provider for EngageLab {
         let timestamp = single_header(request, TIMESTAMP_HEADER)?;
         let app_key_header = single_header(request, APPKEY_HEADER)?;
         let signature = single_header(request, SIGNATURE_HEADER)?;
-        check_timestamp(timestamp, ctx.freshness, ctx.clock)?;
-        verify_signature(
+        // A header that is not even a number is refused before any digest is computed.
+        check_timestamp(timestamp, Freshness::Disabled, ctx.clock)?;
+        let matched = verify_signature(
             signature,
             timestamp,
             app_key_header,
             ctx.secrets,
             request.body,
-        )
+        )?;
+        // The window applies to the value that was signed, whichever variant matched:
+        // the header's timestamp is not covered by the `itime` variant's signature.
+        check_timestamp(&matched.signed_time, ctx.freshness, ctx.clock)?;
+        Ok(matched.variant)
     }
 
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
@@ -99,42 +107,59 @@ fn hmac_digest(secret: &str, message: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Checks the signature against every secret and both documented algorithms;
-/// returns which variant matched. Every candidate is compared in constant time.
+/// A signature that verified: which variant, and the time value it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Matched {
+    /// The variant's name, logged so production settles which one EngageLab uses.
+    variant: &'static str,
+    /// The signed timestamp (seconds or milliseconds, as text).
+    signed_time: String,
+}
+
+/// Checks the signature against every secret and the documented algorithms; returns
+/// which variant matched and what time value it signed. Every candidate is compared
+/// in constant time.
 fn verify_signature(
     signature: &str,
     timestamp: &str,
     app_key_header: &str,
     secrets: &[String],
     body: &[u8],
-) -> Result<&'static str, AuthError> {
+) -> Result<Matched, AuthError> {
     // Hex of either case decodes to the same bytes; the digests are compared as bytes.
     let Ok(signature) = hex::decode(signature) else {
         return Err(AuthError::BadSignature);
+    };
+    let header_match = |variant| Matched {
+        variant,
+        signed_time: timestamp.to_owned(),
     };
     let mut matched = None;
     match signature.len() {
         16 => {
             for secret in secrets {
                 if constant_time_eq(&md5_digest(timestamp, app_key_header, secret), &signature) {
-                    matched = Some("md5");
+                    matched = Some(header_match("md5"));
                 }
             }
         }
         32 => {
             for secret in secrets {
                 if constant_time_eq(&hmac_digest(secret, timestamp), &signature) {
-                    matched = Some("hmac-sha256");
+                    matched = Some(header_match("hmac-sha256"));
                 }
             }
             // The zh_CN copy says the HMAC is over the body's `itime`, the English one
-            // over the header. Parse the body for it only when the header did not match.
+            // over the header. Look for it only when the header did not match.
             if matched.is_none()
                 && let Some(itime) = body_itime(body)
             {
                 for secret in secrets {
                     if constant_time_eq(&hmac_digest(secret, &itime), &signature) {
-                        matched = Some("hmac-sha256-itime");
+                        matched = Some(Matched {
+                            variant: "hmac-sha256-itime",
+                            signed_time: itime.clone(),
+                        });
                     }
                 }
             }
@@ -144,10 +169,114 @@ fn verify_signature(
     matched.ok_or(AuthError::BadSignature)
 }
 
-/// The body's top-level `itime`, as text, when the body is a JSON object that has one.
+/// The body's top-level `itime` (an integer, or a string of digits) as text.
+///
+/// Read before the request is authenticated, so nothing is built from the body:
+/// values are skipped by the streaming parser without allocating, a body that is
+/// not an object is refused at its first byte, and a repeated `itime` (which the
+/// event parser would read differently) yields nothing.
 fn body_itime(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    json::text(value.as_object()?, "itime")
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let TopLevelItime(itime) = TopLevelItime::deserialize(&mut reader).ok()?;
+    reader.end().ok()?;
+    itime
+}
+
+/// The outcome of scanning a body's top level for `itime`.
+struct TopLevelItime(Option<String>);
+
+impl<'de> Deserialize<'de> for TopLevelItime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TopLevelItimeVisitor)
+    }
+}
+
+struct TopLevelItimeVisitor;
+
+impl<'de> Visitor<'de> for TopLevelItimeVisitor {
+    type Value = TopLevelItime;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut itime = None;
+        while let Some(IsItime(is_itime)) = map.next_key()? {
+            if !is_itime {
+                map.next_value::<IgnoredAny>()?;
+            } else if itime.is_some() {
+                return Err(de::Error::duplicate_field("itime"));
+            } else {
+                itime = Some(map.next_value::<ItimeText>()?.0);
+            }
+        }
+        Ok(TopLevelItime(itime.flatten()))
+    }
+}
+
+/// A top-level key, reduced to whether it is `itime`.
+struct IsItime(bool);
+
+impl<'de> Deserialize<'de> for IsItime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = IsItime;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<IsItime, E> {
+                Ok(IsItime(key == "itime"))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// An `itime` value as the decimal text that would have been signed; other shapes
+/// (floats, objects, non-digit strings) are `None`.
+struct ItimeText(Option<String>);
+
+impl<'de> Deserialize<'de> for ItimeText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = ItimeText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a timestamp")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ItimeText, E> {
+                Ok(ItimeText(Some(v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ItimeText, E> {
+                Ok(ItimeText(Some(v.to_string())))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ItimeText, E> {
+                let digits =
+                    !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit());
+                Ok(ItimeText(digits.then(|| v.to_owned())))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ItimeText, E> {
+                Ok(ItimeText(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ItimeText, E> {
+                Ok(ItimeText(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ItimeText, E> {
+                Ok(ItimeText(None))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ItimeText, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ItimeText(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ItimeText, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(ItimeText(None))
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
 }
 
 /// Parses one envelope (status or response callback) into one or more events.
@@ -160,7 +289,6 @@ fn parse_envelope(
     let missing = |field| ParseError::MissingField { index, field };
     let itime = json::int(envelope, "itime").ok_or_else(|| missing("itime"))?;
     let event_time_ms = unix_to_ms(itime);
-    let raw = json::canonical(value);
 
     if let Some(status) = json::object(envelope, "status") {
         let name =
@@ -168,7 +296,7 @@ fn parse_envelope(
         let empty = Map::new();
         let data = json::object(status, "status_data").unwrap_or(&empty);
         if name == "target" {
-            return expand_target(index, envelope, data, event_time_ms, &raw, out);
+            return expand_target(index, value, event_time_ms, out);
         }
         let mut event = base_event(
             index,
@@ -177,8 +305,9 @@ fn parse_envelope(
             &name,
             status_type(&name, status),
             event_time_ms,
-            raw,
+            None,
         )?;
+        event.raw = json::canonical(value);
         add_failure(&mut event, status, data);
         out.push(event);
         Ok(())
@@ -187,7 +316,16 @@ fn parse_envelope(
         let empty = Map::new();
         let data = json::object(response, "response_data").unwrap_or(&empty);
         let event_type = response_type(&name);
-        let mut event = base_event(index, envelope, data, &name, event_type, event_time_ms, raw)?;
+        let mut event = base_event(
+            index,
+            envelope,
+            data,
+            &name,
+            event_type,
+            event_time_ms,
+            None,
+        )?;
+        event.raw = json::canonical(value);
         event.ip = json::text(data, "ip");
         event.url = json::text(data, "url");
         for (field, key) in [
@@ -274,7 +412,9 @@ fn request_id_of(email_id: &str) -> Option<String> {
     (!id.is_empty()).then(|| id.to_owned())
 }
 
-/// Builds the fields every status/response event shares.
+/// Builds the fields every status/response event shares; `email_id` stands in for
+/// `data.email_id` when the caller already holds it (a `target` recipient).
+/// The raw JSON is left empty for the caller.
 fn base_event(
     index: usize,
     envelope: &Map<String, Value>,
@@ -282,10 +422,12 @@ fn base_event(
     name: &str,
     event_type: EventType,
     event_time_ms: i64,
-    raw: String,
+    email_id: Option<&str>,
 ) -> Result<EmailEvent, ParseError> {
     // Trust the per-recipient email_id over the envelope (the report_spam sample shows they can differ).
-    let message_id = json::text(data, "email_id")
+    let message_id = email_id
+        .map(str::to_owned)
+        .or_else(|| json::text(data, "email_id"))
         .or_else(|| json::text(envelope, "message_id"))
         .ok_or(ParseError::MissingField {
             index,
@@ -297,7 +439,7 @@ fn base_event(
         name,
         message_id,
         event_time_ms,
-        raw,
+        String::new(),
     );
     event.recipient = recipient_of(&event.message_id)
         .or_else(|| json::text(envelope, "to").map(|t| t.to_lowercase()));
@@ -360,48 +502,106 @@ fn add_inbound(event: &mut EmailEvent, envelope: &Map<String, Value>, data: &Map
     }
 }
 
-/// One `target` callback lists every recipient of a request: one event each.
+/// Most bytes of per-recipient raw JSON one `target` callback may expand into.
+///
+/// Each recipient's item keeps the envelope without the other recipients, so the
+/// work is recipients × envelope size. Real callbacks (a ~1 KB envelope, at most a
+/// few hundred recipients) use well under 1 % of it; a callback past it is refused
+/// as a whole rather than stored in part (docs/security.md).
+pub const MAX_FAN_OUT_BYTES: usize = 16 * 1024 * 1024;
+
+/// One `target` callback lists every recipient of a request: one event each, whose
+/// raw JSON is the envelope with this recipient's `email_ids`/`tos` entry only.
+///
+/// Linear in the number of recipients: the shared fields (subject decoding,
+/// sender, details, pass-through data) are read once and copied per recipient.
 fn expand_target(
     index: usize,
-    envelope: &Map<String, Value>,
-    data: &Map<String, Value>,
+    envelope: &Value,
     event_time_ms: i64,
-    raw: &str,
     out: &mut Vec<EmailEvent>,
 ) -> Result<(), ParseError> {
-    let ids: Vec<String> = json::get(data, "email_ids")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(json::value_text).collect())
-        .unwrap_or_default();
+    let missing_ids = ParseError::MissingField {
+        index,
+        field: "status.status_data.email_ids",
+    };
+    // The envelope without the recipient lists: the part every recipient shares.
+    let mut shared = envelope.clone();
+    let Some(data) = shared
+        .get_mut("status")
+        .and_then(|s| s.get_mut("status_data"))
+        .and_then(Value::as_object_mut)
+    else {
+        return Err(missing_ids);
+    };
+    let ids = take_texts(data, "email_ids");
+    let tos_present = json::get(data, "tos").is_some();
+    let tos = take_texts(data, "tos");
     if ids.is_empty() {
-        return Err(ParseError::MissingField {
+        return Err(missing_ids);
+    }
+    let shared_bytes = json::canonical(&shared).len();
+    let per_recipient = shared_bytes.saturating_add(64);
+    if ids.len().saturating_mul(per_recipient) > MAX_FAN_OUT_BYTES {
+        return Err(ParseError::FanOutTooLarge {
             index,
-            field: "status.status_data.email_ids",
+            recipients: ids.len(),
         });
     }
-    let tos: Vec<String> = json::get(data, "tos")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(json::value_text).collect())
-        .unwrap_or_default();
-    for (i, email_id) in ids.into_iter().enumerate() {
-        let mut scoped = data.clone();
-        scoped.insert("email_id".into(), Value::String(email_id));
-        let mut event = base_event(
-            index,
-            envelope,
-            &scoped,
-            "target",
-            EventType::Queued,
-            event_time_ms,
-            raw.to_owned(),
-        )?;
-        if let Some(to) = tos.get(i) {
+
+    // Everything but the per-recipient fields, built once.
+    let shared_object = json::as_object(&shared, "an EngageLab event")?;
+    let empty = Map::new();
+    let shared_data = json::object(shared_object, "status")
+        .and_then(|s| json::object(s, "status_data"))
+        .unwrap_or(&empty);
+    let mut template = base_event(
+        index,
+        shared_object,
+        shared_data,
+        "target",
+        EventType::Queued,
+        event_time_ms,
+        Some(&ids[0].1),
+    )?;
+    let batch_id = json::text(shared_object, "message_id");
+
+    out.reserve(ids.len());
+    for (i, (id_value, email_id)) in ids.into_iter().enumerate() {
+        let to = tos.get(i);
+        if let Some(data) = shared
+            .get_mut("status")
+            .and_then(|s| s.get_mut("status_data"))
+            .and_then(Value::as_object_mut)
+        {
+            data.insert("email_ids".into(), Value::Array(vec![id_value]));
+            if tos_present {
+                let own = to.map(|(v, _)| vec![v.clone()]).unwrap_or_default();
+                data.insert("tos".into(), Value::Array(own));
+            }
+        }
+        template.raw = json::canonical(&shared);
+        let mut event = template.clone();
+        event.recipient = recipient_of(&email_id).or_else(|| template.recipient.clone());
+        if let Some((_, to)) = to {
             event.recipient = Some(to.to_lowercase());
         }
-        event.batch_id = json::text(envelope, "message_id").or(event.batch_id);
+        event.batch_id = batch_id.clone().or_else(|| request_id_of(&email_id));
+        event.message_id = email_id;
         out.push(event);
     }
     Ok(())
+}
+
+/// Removes an array field and returns its text entries with their original values.
+fn take_texts(data: &mut Map<String, Value>, key: &str) -> Vec<(Value, String)> {
+    let Some(Value::Array(items)) = data.remove(key) else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|v| json::value_text(&v).map(|t| (v, t)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -782,6 +982,208 @@ mod tests {
         assert_eq!(
             auth(&dup, b"{}"),
             Err(AuthError::DuplicateHeader(SIGNATURE_HEADER))
+        );
+    }
+
+    /// Every variant, in seconds and milliseconds: the window is on the signed value.
+    #[test]
+    fn the_window_applies_to_the_signed_value_of_every_variant() {
+        let now_s = 1_700_000_000_i64;
+        let fresh = now_s.to_string();
+        let ages = [
+            ("10 days old", -10 * 86_400),
+            ("400 s old", -400),
+            ("400 s in the future", 400),
+        ];
+        for (age, offset) in ages {
+            for millis in [false, true] {
+                let signed = if millis {
+                    ((now_s + offset) * 1000 + 123).to_string()
+                } else {
+                    (now_s + offset).to_string()
+                };
+                let why = format!("{age}, millis={millis}");
+                // Header variants: the header is what was signed.
+                let md5 = headers(&signed, &md5_signature(&signed, "email", "key-one"));
+                assert_eq!(
+                    auth(&md5, b"{}"),
+                    Err(AuthError::StaleTimestamp(300)),
+                    "md5 {why}"
+                );
+                let hmac = headers(&signed, &hmac_signature("key-two", &signed));
+                assert_eq!(
+                    auth(&hmac, b"{}"),
+                    Err(AuthError::StaleTimestamp(300)),
+                    "hmac {why}"
+                );
+                // The itime variant: an old signature with a fresh, unsigned header and
+                // a forged body that carries the old signed itime.
+                let forged = format!(
+                    r#"{{"itime":{signed},"message_id":"m0$victim@example.com","response":{{"event":"report_spam","response_data":{{}}}}}}"#
+                );
+                let replay = headers(&fresh, &hmac_signature("key-one", &signed));
+                assert_eq!(
+                    auth(&replay, forged.as_bytes()),
+                    Err(AuthError::StaleTimestamp(300)),
+                    "itime {why}"
+                );
+                let quoted = forged.replace(&format!(":{signed},"), &format!(":\"{signed}\","));
+                assert_eq!(
+                    auth(&replay, quoted.as_bytes()),
+                    Err(AuthError::StaleTimestamp(300)),
+                    "itime as a string, {why}"
+                );
+            }
+        }
+        // Within the window every variant passes, in both units.
+        for signed in [now_s - 100, (now_s + 100) * 1000] {
+            let signed = signed.to_string();
+            let body = format!(r#"{{"itime":{signed}}}"#);
+            let replay = headers(&fresh, &hmac_signature("key-one", &signed));
+            assert_eq!(auth(&replay, body.as_bytes()), Ok("hmac-sha256-itime"));
+        }
+    }
+
+    #[test]
+    fn the_published_sample_signature_is_refused_outside_the_window() {
+        // events/engagelab-click.json: a 2023 itime signed with the local key.
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/events/engagelab-click.json"
+        ))
+        .unwrap();
+        let event: Value = serde_json::from_slice(&body).unwrap();
+        let headers: Vec<(String, String)> = event["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let mut headers: Vec<_> = headers
+            .into_iter()
+            .filter(|(k, _)| k != "x-webhook-timestamp")
+            .collect();
+        headers.push(("x-webhook-timestamp".into(), "1700000000".into()));
+        // The captured header value, moved into a forged body's itime.
+        let old_signed = event["headers"]["x-webhook-timestamp"].as_str().unwrap();
+        let mut forged: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+        forged["itime"] = Value::String(old_signed.to_owned());
+        let payload = serde_json::to_vec(&forged).unwrap();
+        let secrets = vec![
+            crate::signing::local_secret("engagelab")
+                .unwrap()
+                .to_owned(),
+        ];
+        let clock = FixedClock(1_700_000_000_000);
+        let ctx = AuthContext {
+            secrets: &secrets,
+            freshness: Freshness::Within(300),
+            clock: &clock,
+        };
+        let request = Inbound {
+            headers: &headers,
+            query: &[],
+            body: &payload,
+        };
+        assert_eq!(
+            EngageLab.authenticate(&request, &ctx),
+            Err(AuthError::StaleTimestamp(300))
+        );
+    }
+
+    #[test]
+    fn itime_is_read_from_the_top_level_only_and_once() {
+        assert_eq!(
+            body_itime(br#"{"a":[1,{"itime":5}],"itime":7}"#),
+            Some("7".into())
+        );
+        assert_eq!(
+            body_itime(br#"{"itime":"1700000000123"}"#),
+            Some("1700000000123".into())
+        );
+        assert_eq!(body_itime(br#"{"itime":1.5e12}"#), None);
+        assert_eq!(body_itime(br#"{"itime":"12ab"}"#), None);
+        assert_eq!(body_itime(br#"{"itime":1,"itime":2}"#), None, "repeated");
+        assert_eq!(body_itime(br#"[{"itime":1}]"#), None, "not an object");
+        assert_eq!(body_itime(br#"{"itime":1} trailing"#), None);
+        assert_eq!(
+            body_itime(b"{\"\\u0069time\":9}"),
+            Some("9".into()),
+            "escaped key"
+        );
+    }
+
+    #[test]
+    fn a_large_unauthenticated_body_is_scanned_not_built() {
+        // 4 MB of `[0,0,...]`: refused at its first byte, whatever its size.
+        let mut body = b"[".to_vec();
+        body.extend(std::iter::repeat_n(b"0,".as_slice(), 2 * 1024 * 1024).flatten());
+        body.extend_from_slice(b"0]");
+        assert_eq!(body_itime(&body), None);
+        let ts = "1700000000";
+        assert_eq!(
+            auth(&headers(ts, &"ab".repeat(32)), &body),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    /// A `target` with `n` recipients, in the shape of the published sample.
+    fn target_body(n: usize) -> Vec<u8> {
+        let ids: Vec<String> = (0..n).map(|i| format!("req-{i}${i}@example.com")).collect();
+        let tos: Vec<String> = (0..n).map(|i| format!("{i}@example.com")).collect();
+        serde_json::to_vec(&serde_json::json!({
+            "message_id": "req-",
+            "itime": 1_676_615_711_325_i64,
+            "custom_args": {"order_id": "A-1"},
+            "subject": "=?UTF-8?B?5rWL6K+V?=",
+            "status": {"message_status": "target", "status_data": {
+                "email_ids": ids, "tos": tos, "task_id": "-1", "api_user": "u"
+            }}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn target_fan_out_keeps_only_each_recipients_part_and_is_linear() {
+        let body = target_body(8_000);
+        let events = EngageLab.parse(&body).unwrap();
+        assert_eq!(events.len(), 8_000);
+        let total_raw: usize = events.iter().map(|e| e.raw.len()).sum();
+        // Each raw holds one recipient, so the total grows with the recipients,
+        // not with recipients × body (which would be ~1.6 GB here).
+        assert!(total_raw < 8_000 * 400, "total raw {total_raw} bytes");
+        let last = &events[7_999];
+        assert_eq!(last.message_id, "req-7999$7999@example.com");
+        assert_eq!(last.recipient.as_deref(), Some("7999@example.com"));
+        assert_eq!(last.subject.as_deref(), Some("测试"));
+        assert_eq!(
+            last.metadata.get("order_id").map(String::as_str),
+            Some("A-1")
+        );
+        assert!(
+            last.raw
+                .contains(r#""email_ids":["req-7999$7999@example.com"]"#)
+        );
+        assert!(last.raw.contains(r#""tos":["7999@example.com"]"#));
+        assert!(!last.raw.contains("req-7998"));
+        // The raw of each recipient parses back into exactly that recipient's event.
+        let again = EngageLab.parse(last.raw.as_bytes()).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].message_id, last.message_id);
+        assert_eq!(again[0].sort_key(), last.sort_key());
+    }
+
+    #[test]
+    fn a_fan_out_past_the_budget_is_refused_whole() {
+        let mut value: Value = serde_json::from_slice(&target_body(2_000)).unwrap();
+        value["custom_args"]["padding"] = Value::String("x".repeat(10_000));
+        let body = serde_json::to_vec(&value).unwrap();
+        assert_eq!(
+            EngageLab.parse(&body),
+            Err(ParseError::FanOutTooLarge {
+                index: 0,
+                recipients: 2_000
+            })
         );
     }
 }

@@ -31,9 +31,18 @@ pub fn decode(input: &str) -> String {
     out
 }
 
+/// Longest encoded-word looked for. RFC 2047 allows 75 bytes; some mailers write
+/// longer ones, so a little more is tolerated. The bound keeps decoding linear: each
+/// `=?` looks at most this far ahead for its `?=`, however long the input.
+const MAX_WORD_BYTES: usize = 256;
+
 /// Decodes one encoded-word at the start of `s`; returns the text and bytes consumed.
 fn decode_word(s: &str) -> Option<(String, usize)> {
-    let body = s.strip_prefix("=?")?;
+    let mut window = s.len().min(MAX_WORD_BYTES);
+    while !s.is_char_boundary(window) {
+        window -= 1;
+    }
+    let body = s[..window].strip_prefix("=?")?;
     let (charset, body) = body.split_once('?')?;
     let (encoding, body) = body.split_once('?')?;
     let end = body.find("?=")?;
@@ -117,5 +126,21 @@ mod tests {
     fn broken_words_are_kept_verbatim() {
         assert_eq!(decode("=?UTF-8?B?***?="), "=?UTF-8?B?***?=");
         assert_eq!(decode("=?X-UNKNOWN?B?YQ==?="), "=?X-UNKNOWN?B?YQ==?=");
+    }
+
+    #[test]
+    fn words_longer_than_the_bound_are_kept_verbatim() {
+        let long = format!("=?UTF-8?Q?{}?=", "a".repeat(300));
+        assert_eq!(decode(&long), long);
+    }
+
+    #[test]
+    fn many_unterminated_words_decode_in_linear_time() {
+        // 240 KB of `=?x`: each candidate used to scan to the end for `?=`.
+        let input = "=?x".repeat(80_000);
+        assert_eq!(decode(&input), input);
+        let mut words = "=?UTF-8?B?5rWL6K+V?= ".repeat(10_000);
+        words.push_str("=?x");
+        assert!(decode(&words).starts_with("测试测试"));
     }
 }
