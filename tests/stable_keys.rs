@@ -22,7 +22,10 @@ fn current_keys() -> BTreeSet<String> {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             let body = std::fs::read(&path).unwrap();
             let Ok(events) = provider.parse(&body) else {
                 continue;
@@ -42,7 +45,10 @@ fn current_keys() -> BTreeSet<String> {
 
 #[test]
 fn fixture_sort_keys_are_those_of_earlier_releases() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stable_keys.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stable_keys.txt"
+    );
     if std::env::var_os("MAILHOOKS_WRITE_STABLE_KEYS").is_some() {
         let text: String = current_keys().into_iter().map(|k| k + "\n").collect();
         std::fs::write(path, text).unwrap();
