@@ -1,6 +1,7 @@
 //! CPU per event: raw bytes in → authenticated → normalized → DynamoDB item
 //! built, per provider and event type, for a typical event, batches of 1 to 1000
-//! uSpeedo events, and a 1 MB EngageLab `route`. Prints ns/event and MB/s.
+//! uSpeedo events, EngageLab `target` fan-outs to 100 and 8,000 recipients, a
+//! 240 KB adversarial subject and a 1 MB EngageLab `route`. Prints ns/event and MB/s.
 //!
 //! `cargo bench --bench cpu [-- NAME...]` (the median of 15 timed rounds after a
 //! warm-up; with names, only the cases whose label contains one of them).
@@ -131,6 +132,28 @@ fn route_of(bytes: usize) -> Vec<u8> {
     route.to_string().into_bytes()
 }
 
+/// An EngageLab `target` callback listing `n` recipients (fan-out: one event each).
+fn target_of(n: usize) -> Vec<u8> {
+    let mut target: Value =
+        serde_json::from_slice(&fixture("engagelab", "target")).unwrap_or(Value::Null);
+    let data = &mut target["status"]["status_data"];
+    data["email_ids"] = (0..n)
+        .map(|i| json!(format!("bench-request{i}$user{i}@example.com")))
+        .collect();
+    data["tos"] = (0..n)
+        .map(|i| json!(format!("user{i}@example.com")))
+        .collect();
+    target.to_string().into_bytes()
+}
+
+/// An EngageLab `sent` event whose subject is `bytes` of unterminated encoded-word starts.
+fn subject_of(bytes: usize) -> Vec<u8> {
+    let mut sent: Value =
+        serde_json::from_slice(&fixture("engagelab", "sent")).unwrap_or(Value::Null);
+    sent["subject"] = json!("=?x".repeat(bytes / 3));
+    sent.to_string().into_bytes()
+}
+
 fn main() {
     let mut cases = Vec::new();
     for provider in ["tencent", "engagelab", "uspeedo"] {
@@ -163,6 +186,18 @@ fn main() {
             uspeedo_batch(n),
         ));
     }
+    for n in [100, 8_000] {
+        cases.push(case(
+            format!("engagelab target fan-out to {n}"),
+            "engagelab",
+            target_of(n),
+        ));
+    }
+    cases.push(case(
+        "engagelab subject of 240 KB `=?x`",
+        "engagelab",
+        subject_of(240_000),
+    ));
     cases.push(case(
         "engagelab route, 1 MB",
         "engagelab",
@@ -183,9 +218,9 @@ fn main() {
         let t = measure(case);
         let per_event = t / case.events.max(1) as u32;
         let mb_s = case.body.len() as f64 / t.as_secs_f64() / 1e6;
-        let target = if case.label.contains("1 MB") {
+        let target = if case.label.contains("1 MB") || case.label.contains("240 KB") {
             ""
-        } else if case.label.contains("batch of") {
+        } else if case.label.contains("batch of") || case.label.contains("fan-out") {
             "flat per event"
         } else {
             "< 5 µs per event"
