@@ -18,6 +18,7 @@ pub mod providers;
 pub mod query;
 pub mod secrets;
 pub mod signing;
+pub mod startup;
 pub mod status;
 pub mod store;
 pub mod telemetry;

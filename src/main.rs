@@ -9,7 +9,7 @@ use mailhooks::auth::SystemClock;
 use mailhooks::secrets::{self, SECRETS_ARN_ENV};
 use mailhooks::store::archive::RawArchive;
 use mailhooks::store::{DynamoStore, dynamodb};
-use mailhooks::{App, Config, telemetry};
+use mailhooks::{App, Config, startup, telemetry};
 
 // mimalloc (its v2 line) instead of glibc's malloc: the event path allocates many
 // small strings and maps. CPU per event −20–25 % (benches/cpu.rs); peak RSS 14.5 →
@@ -24,6 +24,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> Result<(), Error> {
     telemetry::init("info");
     let mut config = Config::from_env()?;
+    // First, before any network call can fail the start: operators must see these
+    // in the log of every cold start, not only of the ones that succeed.
+    startup::log_warnings(&startup::cold_start_warnings(
+        |name| std::env::var(name).ok(),
+        config.freshness,
+    ));
     let sdk = dynamodb::sdk_config_from_env(config.store_timeout).await;
     if let Some(secret_id) = std::env::var(SECRETS_ARN_ENV)
         .ok()

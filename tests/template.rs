@@ -1147,6 +1147,314 @@ fn tencent_alb_is_https_on_8080_to_the_function_only_with_use_alb() {
     );
 }
 
+// ---------------------------------------------------------------------------
+// Intrinsic functions in flow style (`!If [Cond, a, !Ref B]`), evaluated for given
+// parameter values: enough of CloudFormation to ask what a deployment would get.
+
+/// A flow-style value: a scalar, a list, or a tagged (intrinsic) value.
+#[derive(Debug, Clone, PartialEq)]
+enum Flow {
+    Scalar(String),
+    List(Vec<Flow>),
+    Tagged(String, Box<Flow>),
+}
+
+/// Parses one flow value from the start of `rest`, advancing it.
+fn flow_value(rest: &mut &str) -> Flow {
+    *rest = rest.trim_start();
+    if let Some(after) = rest.strip_prefix('[') {
+        *rest = after;
+        let mut list = Vec::new();
+        loop {
+            *rest = rest.trim_start();
+            if let Some(after) = rest.strip_prefix(']') {
+                *rest = after;
+                return Flow::List(list);
+            }
+            assert!(!rest.is_empty(), "unclosed [");
+            list.push(flow_value(rest));
+            *rest = rest.trim_start();
+            if let Some(after) = rest.strip_prefix(',') {
+                *rest = after;
+            }
+        }
+    } else if let Some(after) = rest.strip_prefix('!') {
+        let end = after.find(char::is_whitespace).unwrap_or(after.len());
+        let tag = after[..end].to_owned();
+        *rest = &after[end..];
+        Flow::Tagged(tag, Box::new(flow_value(rest)))
+    } else if let Some(after) = rest.strip_prefix('"') {
+        let end = after.find('"').expect("a closing quote");
+        *rest = &after[end + 1..];
+        Flow::Scalar(after[..end].to_owned())
+    } else {
+        let end = rest.find([',', ']']).unwrap_or(rest.len());
+        let scalar = rest[..end].trim().to_owned();
+        *rest = &rest[end..];
+        Flow::Scalar(scalar)
+    }
+}
+
+fn parse_flow(text: &str) -> Flow {
+    let mut rest = text;
+    let value = flow_value(&mut rest);
+    assert!(rest.trim().is_empty(), "trailing text after {text}");
+    value
+}
+
+/// The template deployed with some parameters given, the others at their defaults.
+struct Deployment<'a> {
+    doc: &'a [Line<'a>],
+    given: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Deployment<'a> {
+    fn new(doc: &'a [Line<'a>], given: &[(&'a str, &'a str)]) -> Self {
+        let declared = at(doc, &["Parameters"]);
+        for (name, _) in given {
+            assert!(entry(&declared, name).is_some(), "no parameter {name}");
+        }
+        Deployment {
+            doc,
+            given: given.iter().copied().collect(),
+        }
+    }
+
+    fn parameter(&self, name: &str) -> String {
+        match self.given.get(name) {
+            Some(value) => (*value).to_owned(),
+            None => scalar(&at(self.doc, &["Parameters"]), &[name, "Default"])
+                .unwrap_or_else(|| panic!("parameter {name} has no default"))
+                .to_owned(),
+        }
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        let text = scalar(self.doc, &["Conditions", name])
+            .unwrap_or_else(|| panic!("no condition {name}"));
+        self.holds(&parse_flow(text))
+    }
+
+    /// A condition function's truth.
+    fn holds(&self, flow: &Flow) -> bool {
+        let Flow::Tagged(tag, arg) = flow else {
+            panic!("not a condition: {flow:?}")
+        };
+        let args = |n: usize| match &**arg {
+            Flow::List(list) if list.len() >= n => list.clone(),
+            other => panic!("!{tag} wants {n}+ arguments: {other:?}"),
+        };
+        match (tag.as_str(), &**arg) {
+            ("Condition", Flow::Scalar(name)) => self.condition(name),
+            ("Not", _) => !self.holds(&args(1)[0]),
+            ("And", _) => args(2).iter().all(|c| self.holds(c)),
+            ("Or", _) => args(2).iter().any(|c| self.holds(c)),
+            ("Equals", _) => {
+                let pair = args(2);
+                self.value(&pair[0]) == self.value(&pair[1])
+            }
+            // A CommaDelimitedList parameter holding the value as one element.
+            ("Contains", _) => {
+                let pair = args(2);
+                let list = self.value(&pair[0]).unwrap_or_default();
+                let wanted = self.value(&pair[1]).unwrap_or_default();
+                list.split(',').any(|element| element == wanted)
+            }
+            _ => panic!("unsupported condition !{tag}"),
+        }
+    }
+
+    /// A property's value; `None` for `AWS::NoValue` (the property is left out).
+    fn value(&self, flow: &Flow) -> Option<String> {
+        match flow {
+            Flow::Scalar(s) => Some(s.clone()),
+            Flow::Tagged(tag, arg) => match (tag.as_str(), &**arg) {
+                ("Ref", Flow::Scalar(name)) if name == "AWS::NoValue" => None,
+                ("Ref", Flow::Scalar(name)) => Some(self.parameter(name)),
+                ("If", Flow::List(branches)) if branches.len() == 3 => {
+                    let Flow::Scalar(condition) = &branches[0] else {
+                        panic!("!If needs a condition name: {branches:?}")
+                    };
+                    self.value(&branches[if self.condition(condition) { 1 } else { 2 }])
+                }
+                _ => panic!("unsupported value !{tag} {arg:?}"),
+            },
+            Flow::List(_) => panic!("a list is not a value: {flow:?}"),
+        }
+    }
+
+    /// The `Assert`s of the template's Rules that refuse this deployment.
+    fn refused_by(&self) -> Vec<String> {
+        let mut refused = Vec::new();
+        for rule in entries(&at(self.doc, &["Rules"])) {
+            let applies =
+                scalar(&rule.body, &["RuleCondition"]).is_none_or(|c| self.holds(&parse_flow(c)));
+            if !applies {
+                continue;
+            }
+            for assertion in items(&at(&rule.body, &["Assertions"])) {
+                let assert = scalar(&assertion, &["Assert"]).expect("an Assert");
+                if !self.holds(&parse_flow(assert)) {
+                    refused.push(assert.to_owned());
+                }
+            }
+        }
+        refused
+    }
+}
+
+/// A folded (`>-`) or inline description, as one line of text.
+fn description(block: &[Line<'_>], path: &[&str]) -> String {
+    let inline = scalar(block, path).unwrap_or_default();
+    let folded: Vec<&str> = at(block, path).iter().map(|l| l.text).collect();
+    if inline == ">-" || inline.is_empty() {
+        folded.join(" ")
+    } else {
+        inline.to_owned()
+    }
+}
+
+#[test]
+fn flow_evaluator_follows_conditions_and_refs() {
+    let doc = lines(
+        "Parameters:\n  A:\n    Default: x\n  B:\n    Default: \"\"\nConditions:\n  IsX: !Equals [!Ref A, \"x\"]\n  Both: !And [!Condition IsX, !Not [!Equals [!Ref B, \"\"]]]\n",
+    );
+    let pick = parse_flow("!If [Both, !Ref B, !If [IsX, \"only x\", !Ref AWS::NoValue]]");
+    assert_eq!(
+        Deployment::new(&doc, &[]).value(&pick),
+        Some("only x".into())
+    );
+    assert_eq!(
+        Deployment::new(&doc, &[("B", "b")]).value(&pick),
+        Some("b".into())
+    );
+    assert_eq!(Deployment::new(&doc, &[("A", "y")]).value(&pick), None);
+}
+
+// ---------------------------------------------------------------------------
+// The ALB path is bounded like the API path: concurrency and who may connect.
+
+/// The Alb* parameters a deployment with the ALB must give (Rules require them).
+const ALB_NETWORK: [(&str, &str); 4] = [
+    ("EnableAlb", "true"),
+    ("AlbVpcId", "vpc-0123456789abcdef0"),
+    (
+        "AlbSubnetIds",
+        "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+    ),
+    (
+        "AlbCertificateArn",
+        "arn:aws:acm:eu-west-1:123456789012:certificate/x",
+    ),
+];
+
+#[test]
+fn alb_reserves_concurrency_unless_told_otherwise() {
+    let doc = lines(TEMPLATE);
+    let (_, function) = resource(&doc, "AWS::Serverless::Function");
+    let expression = parse_flow(
+        scalar(&function, &["Properties", "ReservedConcurrentExecutions"])
+            .expect("ReservedConcurrentExecutions"),
+    );
+    let reserved = |given: &[(&str, &str)]| Deployment::new(&doc, given).value(&expression);
+    let with_alb = |extra: &[(&'static str, &'static str)]| {
+        let mut given = ALB_NETWORK.to_vec();
+        given.extend_from_slice(extra);
+        given
+    };
+
+    let parameters = at(&doc, &["Parameters"]);
+    let alb_default: u32 = scalar(&parameters, &["AlbReservedConcurrency", "Default"])
+        .and_then(|d| d.parse().ok())
+        .expect("a numeric AlbReservedConcurrency default");
+    // A bound, but one that still serves hundreds of webhooks a second and leaves
+    // most of an account's default 1,000 to other functions.
+    assert!(
+        (5..=100).contains(&alb_default),
+        "AlbReservedConcurrency default {alb_default}"
+    );
+
+    assert_eq!(
+        reserved(&[]),
+        None,
+        "without the ALB the HTTP API throttles; the function stays unreserved"
+    );
+    assert_eq!(
+        reserved(&with_alb(&[])),
+        Some(alb_default.to_string()),
+        "with the ALB, concurrency is reserved by default"
+    );
+    assert_eq!(
+        reserved(&with_alb(&[("AlbReservedConcurrency", "7")])),
+        Some("7".into())
+    );
+    assert_eq!(
+        reserved(&with_alb(&[("ReservedConcurrency", "50")])),
+        Some("50".into()),
+        "an explicit ReservedConcurrency wins"
+    );
+    assert_eq!(
+        reserved(&[("ReservedConcurrency", "50")]),
+        Some("50".into())
+    );
+    assert_eq!(
+        reserved(&with_alb(&[("AlbReservedConcurrency", "-1")])),
+        None,
+        "unreserved behind the ALB only when asked for explicitly"
+    );
+    let why = description(&parameters, &["AlbReservedConcurrency", "Description"]);
+    assert!(
+        why.contains("-1") && why.contains("explicit"),
+        "AlbReservedConcurrency must say that -1 is an explicit opt-out: {why}"
+    );
+}
+
+#[test]
+fn alb_ingress_range_is_an_explicit_choice() {
+    let doc = lines(TEMPLATE);
+    let parameters = at(&doc, &["Parameters"]);
+    assert_eq!(
+        scalar(&parameters, &["AlbIngressCidr", "Default"]),
+        Some(""),
+        "no default range: the operator chooses"
+    );
+    let pattern = scalar(&parameters, &["AlbIngressCidr", "AllowedPattern"]).unwrap_or_default();
+    assert!(
+        pattern.ends_with(")?$"),
+        "empty must pass AllowedPattern so that EnableAlb=false needs nothing: {pattern}"
+    );
+
+    // With the ALB, the Rules refuse a deployment that names no range, and accept
+    // any range, the whole Internet included, once it is named.
+    let refused = Deployment::new(&doc, &ALB_NETWORK).refused_by();
+    assert!(
+        refused.iter().any(|a| a.contains("!Ref AlbIngressCidr")),
+        "EnableAlb without AlbIngressCidr must be refused: {refused:?}"
+    );
+    for cidr in ["203.0.113.0/24", "0.0.0.0/0"] {
+        let mut given = ALB_NETWORK.to_vec();
+        given.push(("AlbIngressCidr", cidr));
+        assert_eq!(
+            Deployment::new(&doc, &given).refused_by(),
+            Vec::<String>::new(),
+            "{cidr}"
+        );
+    }
+    assert_eq!(
+        Deployment::new(&doc, &[]).refused_by(),
+        Vec::<String>::new(),
+        "without the ALB nothing is required"
+    );
+
+    let why = description(&parameters, &["AlbIngressCidr", "Description"]);
+    for needed in ["not publish", "0.0.0.0/0"] {
+        assert!(
+            why.contains(needed),
+            "AlbIngressCidr's Description must say {needed:?}: {why}"
+        );
+    }
+}
+
 /// cargo-lambda (and so `sam build`) compiles with `panic = "abort"` unless the
 /// release profile names a strategy; the handler relies on lambda_runtime catching
 /// panics, which needs unwinding.
