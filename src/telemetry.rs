@@ -45,14 +45,19 @@ fn under_cap(metadata: &Metadata<'_>) -> bool {
     *metadata.level() <= level_cap(metadata.target())
 }
 
+/// The cap as a plain function pointer: a nameable filter type.
+type Cap = fn(&Metadata<'_>) -> bool;
+
+/// The filter [`filter`] builds: the `RUST_LOG` spec and the cap on other crates.
+pub type LogFilter<S> = And<EnvFilter, FilterFn<Cap>, S>;
+
 /// The log filter: `spec` (a `RUST_LOG`-style directive list; unparsable falls
 /// back to `info`) and the cap on other crates. The cap only ever lowers a level:
 /// `warn` stays `warn`.
-pub fn filter<S: Subscriber>(spec: &str) -> And<EnvFilter, FilterFn<fn(&Metadata<'_>) -> bool>, S> {
+pub fn filter<S: Subscriber>(spec: &str) -> LogFilter<S> {
     let spec = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
-    let cap: FilterFn<fn(&Metadata<'_>) -> bool> =
-        FilterFn::new(under_cap as fn(&Metadata<'_>) -> bool)
-            .with_max_level_hint(LevelFilter::TRACE);
+    let cap: FilterFn<Cap> =
+        FilterFn::new(under_cap as Cap).with_max_level_hint(LevelFilter::TRACE);
     spec.and(cap)
 }
 

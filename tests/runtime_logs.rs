@@ -198,9 +198,12 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
+/// A request: its query, its headers and the status it must be answered.
+type Request = (String, Vec<(String, String)>, u64);
+
 /// Query, headers and expected status of every request sent to `provider`:
 /// good ones (twice: stored, then a duplicate), wrong secrets, wrong signatures.
-fn requests(provider: &str) -> Vec<(String, Vec<(String, String)>, u64)> {
+fn requests(provider: &str) -> Vec<Request> {
     let (good, bad) = (secret(provider), wrong(provider));
     if provider == "engagelab" {
         let ts = now_secs().to_string();
