@@ -5,9 +5,14 @@
 //! - overhead over the storage floor: warm invocation (event in → item stored →
 //!   response) vs one bare PutItem of the same item from an SDK client, for one
 //!   event and for a 100-event batch;
-//! - peak RSS of the function process over 2,000 invocations.
+//! - peak RSS of the function process over 2,000 invocations;
+//! - peak RSS of a fresh function process after one 4 MB unauthenticated body,
+//!   per provider (wrong token; EngageLab: wrong signature with a fresh
+//!   timestamp): nothing may be parsed in proportion to the body before
+//!   authentication, so all equal the bad-token case.
 //!
-//! `cargo bench --bench lambda`. All traffic stays on 127.0.0.1; bounded counts.
+//! `cargo bench --bench lambda` (`-- unauthenticated`: only the last part).
+//! All traffic stays on 127.0.0.1; bounded counts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -205,6 +210,84 @@ fn uspeedo_event(tag: &str, n: usize) -> Value {
     })
 }
 
+/// An API Gateway v2 POST of `body` to `provider` with `query` and `headers`.
+fn post_event(provider: &str, query: &str, headers: &[(&str, String)], body: &str) -> Value {
+    let mut header_map = serde_json::Map::new();
+    header_map.insert("content-type".into(), json!("application/json"));
+    for (name, value) in headers {
+        header_map.insert(name.to_ascii_lowercase(), json!(value));
+    }
+    let path = format!("/webhooks/{provider}");
+    json!({
+        "version": "2.0", "routeKey": "POST /webhooks/{provider}", "rawPath": path,
+        "rawQueryString": query, "headers": header_map,
+        "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "bench.example.com", "domainPrefix": "bench",
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
+            "requestId": "unauthenticated", "routeKey": "POST /webhooks/{provider}", "stage": "$default", "time": "22/Nov/2026:10:15:30 +0000", "timeEpoch": now_ms()},
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+/// Peak RSS of a fresh function process (peak RSS only grows) after `event`, refused 401.
+async fn peak_rss_after_refusal(dynamodb_url: &str, event: Value) -> u64 {
+    let function = Function::start(dynamodb_url, true).await;
+    let (_, body) = function.invoke(event).await;
+    assert_eq!(body["code"], 401, "{body}");
+    function.peak_rss_kb()
+}
+
+/// Peak RSS after one 4 MB unauthenticated body per provider, against the bad-token case.
+async fn unauthenticated_rows(dynamodb_url: &str) -> Vec<(String, String, &'static str)> {
+    const SIZE: usize = 4 << 20;
+    let mut big = String::with_capacity(SIZE);
+    big.push('[');
+    while big.len() < SIZE - 2 {
+        big.push_str("0,");
+    }
+    big.push_str("0]");
+    let wrong_token = "token=wrong-token";
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    let small =
+        peak_rss_after_refusal(dynamodb_url, post_event("tencent", wrong_token, &[], "[0]")).await;
+    let bad_token =
+        peak_rss_after_refusal(dynamodb_url, post_event("tencent", wrong_token, &[], &big)).await;
+    let uspeedo =
+        peak_rss_after_refusal(dynamodb_url, post_event("uspeedo", wrong_token, &[], &big)).await;
+    let signed_headers = [
+        ("X-WebHook-Timestamp", (now_ms() / 1000).to_string()),
+        ("X-WebHook-AppKey", "email".to_owned()),
+        ("X-WebHook-Signature", "0123456789abcdef".repeat(4)),
+    ];
+    let engagelab = peak_rss_after_refusal(
+        dynamodb_url,
+        post_event("engagelab", "", &signed_headers, &big),
+    )
+    .await;
+    let versus = |kb: u64| {
+        format!(
+            "{:.1} MB ({:+.1} MB vs the bad-token case)",
+            mb(kb),
+            mb(kb) - mb(bad_token)
+        )
+    };
+    vec![
+        ("Lambda: peak RSS after one unauthenticated request, 3-byte body, wrong token".into(), format!("{:.1} MB", mb(small)), ""),
+        ("Lambda: peak RSS after a 4 MB unauthenticated body, tencent, wrong token (the bad-token case)".into(), format!("{:.1} MB", mb(bad_token)), ""),
+        ("Lambda: peak RSS after a 4 MB unauthenticated body, uspeedo, wrong token".into(), versus(uspeedo), "equal to the bad-token case"),
+        ("Lambda: peak RSS after a 4 MB unauthenticated body, engagelab, wrong signature, fresh timestamp".into(), versus(engagelab), "equal to the bad-token case"),
+    ]
+}
+
+/// Prints the measurement table.
+fn print_rows(rows: Vec<(String, String, &str)>) {
+    println!("| measure | value | target |");
+    println!("|---|---|---|");
+    for (measure, value, target) in rows {
+        println!("| {measure} | {value} | {target} |");
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -234,6 +317,11 @@ async fn main() {
     dynamodb::create_table(&client, TABLE)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+
+    if std::env::args().any(|arg| arg == "unauthenticated") {
+        print_rows(unauthenticated_rows(&dynamodb_url).await);
+        return;
+    }
 
     // Cold starts, with and without the warm-up.
     let mut rows = Vec::new();
@@ -396,9 +484,6 @@ async fn main() {
         ));
     }
 
-    println!("| measure | value | target |");
-    println!("|---|---|---|");
-    for (measure, value, target) in rows {
-        println!("| {measure} | {value} | {target} |");
-    }
+    rows.extend(unauthenticated_rows(&dynamodb_url).await);
+    print_rows(rows);
 }

@@ -13,6 +13,7 @@ pub mod event;
 pub mod fuzz_support;
 #[cfg(feature = "local")]
 pub mod local_server;
+pub mod log_value;
 pub mod metrics;
 pub mod providers;
 pub mod query;

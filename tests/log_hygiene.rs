@@ -1,4 +1,6 @@
-//! No secret, token or payload ever reaches the logs, even at `RUST_LOG=trace`.
+//! No secret, token or payload ever reaches the logs, even at `RUST_LOG=trace`,
+//! and a request value echoed in a log line is bounded. (The same through the
+//! Lambda runtime, with its dependencies' logs: `tests/runtime_logs.rs`.)
 //! Its own test binary: a thread-scoped log subscriber is only reliable when no
 //! other test in the process registers the same log call sites first.
 
@@ -31,12 +33,8 @@ async fn captured_logs<F: std::future::Future<Output = ()>>(f: F) -> String {
     }
     let buffer = Buffer::default();
     let writer = buffer.clone();
-    // The function's own filter, at its most verbose: RUST_LOG=trace.
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(mailhooks::telemetry::filter("trace"))
-        .with_writer(move || writer.clone())
-        .finish();
+    // The function's own subscriber, at its most verbose: RUST_LOG=trace.
+    let subscriber = mailhooks::telemetry::subscriber("trace", move || writer.clone());
     let guard = tracing::subscriber::set_default(subscriber);
     f.await;
     drop(guard);
@@ -92,4 +90,28 @@ async fn no_secret_token_or_payload_ever_reaches_the_logs() {
     }
     let signature = hmac_signature(&secrets("engagelab")[0], &NOW_SECS.to_string());
     assert!(!logs.contains(&signature), "a signature in the logs");
+}
+
+#[tokio::test]
+async fn request_values_echoed_in_a_log_line_are_bounded() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    // An `event` name that disagrees with `eventid` is echoed in a warning.
+    let long_name = "x".repeat(200_000);
+    let body = String::from_utf8(fixture("tencent", "delivered"))
+        .unwrap()
+        .replace("\"delivered\"", &format!("\"{long_name}\""));
+    let logs = captured_logs(async {
+        app.handle(signed_post("tencent", body.as_bytes())).await;
+    })
+    .await;
+    let warning = logs
+        .lines()
+        .find(|line| line.contains("event and eventid disagree"))
+        .unwrap_or_else(|| panic!("the warning is logged: {logs}"));
+    let shown = format!("{}…", "x".repeat(mailhooks::log_value::MAX_CHARS));
+    assert!(warning.contains(&format!("\"{shown}\"")), "{warning}");
+    for line in logs.lines() {
+        assert!(line.len() < 1024, "a {} byte log line", line.len());
+    }
 }

@@ -8,6 +8,7 @@ use super::json::{self, ParseError};
 use super::{AuthContext, Inbound, Provider, mime_words};
 use crate::auth::{AuthError, Credentials, verify_token};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
+use crate::log_value::bounded;
 
 /// Tencent Cloud SES ("Email Event Notification").
 pub struct Tencent;
@@ -95,7 +96,7 @@ fn parse_event(index: usize, value: &Value) -> Result<EmailEvent, ParseError> {
     if let (Some(name), Some(id_name)) = (&name, id_name)
         && !name.eq_ignore_ascii_case(id_name)
     {
-        warn!(provider = "tencent", event = %name, eventid = ?id, "event and eventid disagree; using event");
+        warn!(provider = "tencent", event = %bounded(name), eventid = ?id, "event and eventid disagree; using event");
     }
     let provider_event = match (name, id) {
         (Some(name), _) => name,
