@@ -1,6 +1,7 @@
 //! The local run command: an embedded DynamoDB-compatible store (dynoxide, on
 //! SQLite, served over HTTP in-process) and the same handler as the Lambda,
 //! served over plain HTTP on 127.0.0.1. No Docker, no JVM, no AWS account.
+//! Both endpoints refuse requests from web pages (see [`local_server`]).
 //!
 //! ```text
 //! cargo run --features local --bin local -- [--port 3000] [--dynamodb-port 8000] [--db FILE] [--demo] [--once]
