@@ -106,12 +106,12 @@ impl Config {
     }
 
     /// Replaces the secrets of every provider whose variable appears in `vars`
-    /// (the variables read from Secrets Manager win over the environment).
-    pub fn with_secrets_from(mut self, vars: &HashMap<String, String>) -> Config {
+    /// (the lists read from Secrets Manager win over the environment). Each
+    /// entry is one secret as given: nothing is split here.
+    pub fn with_secrets_from(mut self, vars: &HashMap<String, Vec<String>>) -> Config {
         for provider in providers::ALL {
-            if let Some(value) = vars.get(provider.secrets_env()) {
-                self.secrets
-                    .insert(provider.name(), split_secrets(Some(value)));
+            if let Some(list) = vars.get(provider.secrets_env()) {
+                self.secrets.insert(provider.name(), list.clone());
             }
         }
         self
@@ -123,7 +123,8 @@ impl Config {
     }
 }
 
-fn split_secrets(value: Option<&str>) -> Vec<String> {
+/// A secret variable's comma-separated list: entries trimmed, empty ones dropped.
+pub(crate) fn split_secrets(value: Option<&str>) -> Vec<String> {
     value
         .unwrap_or("")
         .split(',')
@@ -201,9 +202,12 @@ mod tests {
             ("USPEEDO_TOKENS", "env-u"),
         ])
         .unwrap();
-        let vars = HashMap::from([("TENCENT_TOKENS".to_owned(), "sm1,sm2".to_owned())]);
+        let vars = HashMap::from([(
+            "TENCENT_TOKENS".to_owned(),
+            vec!["sm1".to_owned(), "with,comma".to_owned()],
+        )]);
         let c = c.with_secrets_from(&vars);
-        assert_eq!(c.secrets_for("tencent"), ["sm1", "sm2"]);
+        assert_eq!(c.secrets_for("tencent"), ["sm1", "with,comma"]);
         assert_eq!(c.secrets_for("uspeedo"), ["env-u"]);
     }
 

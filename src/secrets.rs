@@ -1,7 +1,8 @@
 //! Provider secrets from AWS Secrets Manager, read once at cold start when
 //! `SECRETS_ARN` names a secret. The secret is a JSON object whose keys are the
 //! secret variables (`TENCENT_TOKENS`, `ENGAGELAB_APP_KEYS`, `USPEEDO_TOKENS`)
-//! and whose values are comma-separated lists (or arrays) of secrets.
+//! and whose values are comma-separated lists (as in the environment) or arrays
+//! of secrets. An array entry is one secret, commas included.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use serde_json::Value;
 
+use crate::config::split_secrets;
 use crate::providers;
 
 /// The environment variable naming the secret (ARN or name).
@@ -31,11 +33,11 @@ pub enum SecretsError {
     BadValue(String),
 }
 
-/// Reads the secret and returns its variables.
+/// Reads the secret and returns each variable's list of secrets.
 pub async fn fetch(
     client: &Client,
     secret_id: &str,
-) -> Result<HashMap<String, String>, SecretsError> {
+) -> Result<HashMap<String, Vec<String>>, SecretsError> {
     let output = client
         .get_secret_value()
         .secret_id(secret_id)
@@ -45,8 +47,11 @@ pub async fn fetch(
     parse(output.secret_string().ok_or(SecretsError::NotAnObject)?)
 }
 
-/// Parses a secret's JSON into variables; arrays are joined with commas.
-pub fn parse(secret: &str) -> Result<HashMap<String, String>, SecretsError> {
+/// Parses a secret's JSON into each variable's list of secrets. A string is
+/// split on commas like the environment variable; an array is kept entry by
+/// entry, so a secret containing a comma stays whole. Either way entries are
+/// trimmed and empty ones dropped (an empty secret must never be accepted).
+pub fn parse(secret: &str) -> Result<HashMap<String, Vec<String>>, SecretsError> {
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(secret) else {
         return Err(SecretsError::NotAnObject);
     };
@@ -56,20 +61,24 @@ pub fn parse(secret: &str) -> Result<HashMap<String, String>, SecretsError> {
         if !known.contains(&key.as_str()) {
             return Err(SecretsError::UnknownKey(key));
         }
-        let text = match value {
-            Value::String(s) => s,
-            Value::Array(items) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| SecretsError::BadValue(key.clone()))
-                })
-                .collect::<Result<Vec<_>, _>>()?
-                .join(","),
+        let list = match value {
+            Value::String(s) => split_secrets(Some(&s)),
+            Value::Array(items) => {
+                let mut list = Vec::with_capacity(items.len());
+                for item in &items {
+                    let Some(entry) = item.as_str() else {
+                        return Err(SecretsError::BadValue(key));
+                    };
+                    let entry = entry.trim();
+                    if !entry.is_empty() {
+                        list.push(entry.to_owned());
+                    }
+                }
+                list
+            }
             _ => return Err(SecretsError::BadValue(key)),
         };
-        vars.insert(key, text);
+        vars.insert(key, list);
     }
     Ok(vars)
 }
@@ -81,9 +90,22 @@ mod tests {
     #[test]
     fn strings_and_arrays_are_accepted() {
         let vars = parse(r#"{"TENCENT_TOKENS":"a,b","ENGAGELAB_APP_KEYS":["k1","k2"]}"#).unwrap();
-        assert_eq!(vars["TENCENT_TOKENS"], "a,b");
-        assert_eq!(vars["ENGAGELAB_APP_KEYS"], "k1,k2");
+        assert_eq!(vars["TENCENT_TOKENS"], ["a", "b"]);
+        assert_eq!(vars["ENGAGELAB_APP_KEYS"], ["k1", "k2"]);
         assert!(!vars.contains_key("USPEEDO_TOKENS"));
+    }
+
+    #[test]
+    fn an_array_entry_with_a_comma_is_one_secret() {
+        let vars =
+            parse(r#"{"USPEEDO_TOKENS":["a,b", " c ", "", "  "],"TENCENT_TOKENS":" x, ,y "}"#)
+                .unwrap();
+        assert_eq!(vars["USPEEDO_TOKENS"], ["a,b", "c"]);
+        assert_eq!(vars["TENCENT_TOKENS"], ["x", "y"]);
+        assert_eq!(
+            parse(r#"{"USPEEDO_TOKENS":["a", 1]}"#),
+            Err(SecretsError::BadValue("USPEEDO_TOKENS".into()))
+        );
     }
 
     #[test]

@@ -31,18 +31,25 @@ async fn secrets_from_secrets_manager_authenticate_webhooks() {
     let created = sm
         .create_secret()
         .name(format!("mailhooks-test-{}", std::process::id()))
-        .secret_string(r#"{"TENCENT_TOKENS": "from-secrets-manager,rotated-in", "ENGAGELAB_APP_KEYS": ["sm-key"]}"#)
+        .secret_string(r#"{"TENCENT_TOKENS": "from-secrets-manager,rotated-in", "ENGAGELAB_APP_KEYS": ["sm-key", "with,comma"]}"#)
         .send()
         .await
         .unwrap();
     let vars = secrets::fetch(&sm, created.arn().unwrap()).await.unwrap();
-    assert_eq!(vars["TENCENT_TOKENS"], "from-secrets-manager,rotated-in");
+    assert_eq!(
+        vars["TENCENT_TOKENS"],
+        ["from-secrets-manager", "rotated-in"]
+    );
+    // An array entry is one secret, its comma included.
+    assert_eq!(vars["ENGAGELAB_APP_KEYS"], ["sm-key", "with,comma"]);
 
     let db = Emulator::start().await;
     let app = app_with(&db.endpoint, config(&[]).with_secrets_from(&vars));
     for (provider, secret, expected) in [
         ("tencent", "rotated-in", 200),
         ("engagelab", "sm-key", 200),
+        ("engagelab", "with,comma", 200),
+        ("engagelab", "with", 401), // not split into two keys
         ("tencent", secrets("tencent")[0].as_str(), 401), // the environment's token was replaced
         ("uspeedo", secrets("uspeedo")[0].as_str(), 200), // not in the secret: the environment's stays
     ] {

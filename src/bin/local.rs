@@ -1,6 +1,7 @@
 //! The local run command: an embedded DynamoDB-compatible store (dynoxide, on
 //! SQLite, served over HTTP in-process) and the same handler as the Lambda,
 //! served over plain HTTP on 127.0.0.1. No Docker, no JVM, no AWS account.
+//! Both endpoints refuse requests from web pages (see [`local_server`]).
 //!
 //! ```text
 //! cargo run --features local --bin local -- [--port 3000] [--dynamodb-port 8000] [--db FILE] [--demo] [--once]
@@ -13,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::Client;
 use mailhooks::Config;
 use mailhooks::local_server::{self, LocalOptions};
-use mailhooks::signing::{LOCAL_DEV_SECRETS, local_secret, sign};
+use mailhooks::signing::{local_secret, sign};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -116,32 +117,55 @@ async fn run(options: Options) -> Result<(), BoxError> {
 }
 
 fn print_banner(addr: SocketAddr, dynamodb_url: &str, table: &str, config: &Config) {
-    println!();
-    println!("mailhooks is running locally");
-    println!("  DynamoDB API (embedded): {dynamodb_url}   table: {table}");
+    print!("{}", banner(addr, dynamodb_url, table, config));
+}
+
+/// The start-up banner. Only the built-in development secrets are shown (they
+/// are public); a secret from the environment is named by its variable, never
+/// printed, so a real token does not end up on screen or in a terminal log.
+fn banner(addr: SocketAddr, dynamodb_url: &str, table: &str, config: &Config) -> String {
+    let mut text = String::from("\nmailhooks is running locally\n");
+    text.push_str(&format!(
+        "  DynamoDB API (embedded): {dynamodb_url}   table: {table}\n"
+    ));
+    let mut dev = false;
     for provider in mailhooks::providers::ALL {
         let name = provider.name();
-        let secret = config
-            .secrets_for(name)
-            .first()
-            .map_or("(none)", String::as_str);
-        if name == "engagelab" {
-            println!("  POST http://{addr}/webhooks/{name}   app key: {secret}");
-        } else {
-            println!("  POST http://{addr}/webhooks/{name}?token={secret}");
+        let url = format!("http://{addr}/webhooks/{name}");
+        let configured = config.secrets_for(name);
+        let dev_secret = local_secret(name).filter(|s| configured.iter().any(|c| c == s));
+        let others = configured.len() - usize::from(dev_secret.is_some());
+        let line = match dev_secret {
+            Some(secret) if name == "engagelab" => format!("POST {url}   app key: {secret}"),
+            Some(secret) => {
+                let (query, _) = sign(name, secret, 0);
+                format!("POST {url}?{query}")
+            }
+            None if others == 0 => {
+                format!("POST {url}   no secret configured: every request is refused")
+            }
+            None => format!(
+                "POST {url}   secret: from {} (not shown)",
+                provider.secrets_env()
+            ),
+        };
+        text.push_str(&format!("  {line}\n"));
+        if dev_secret.is_some() && others > 0 {
+            text.push_str(&format!(
+                "      (also {others} from {}, not shown)\n",
+                provider.secrets_env()
+            ));
         }
+        dev |= dev_secret.is_some();
     }
-    let dev = LOCAL_DEV_SECRETS
-        .iter()
-        .any(|(p, s)| config.secrets_for(p).iter().any(|c| c == s));
     if dev {
-        println!("  (local development secrets: never use them in a deployment)");
+        text.push_str("  (local development secrets: never use them in a deployment)\n");
     }
-    println!(
-        "  read the table: {} timeline <message-id>   (also: recipient, suppressions)",
+    text.push_str(&format!(
+        "  read the table: {} timeline <message-id>   (also: recipient, suppressions)\n\n",
         cli_command(dynamodb_url)
-    );
-    println!();
+    ));
+    text
 }
 
 /// Posts every file in `events/` to the local server, freshly signed, and
@@ -250,5 +274,70 @@ fn cli_command(dynamodb_url: &str) -> String {
         "cargo run --bin mailhooks-cli -- --local".to_owned()
     } else {
         format!("cargo run --bin mailhooks-cli -- --endpoint {dynamodb_url}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailhooks::signing::LOCAL_DEV_SECRETS;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config::from_lookup(|k| {
+            if k == "TABLE_NAME" {
+                return Some("t".to_owned());
+            }
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap()
+    }
+
+    fn text(config: &Config) -> String {
+        let addr: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        banner(addr, "http://127.0.0.1:8000", "t", config)
+    }
+
+    #[test]
+    fn development_secrets_are_shown() {
+        let pairs: Vec<(&str, &str)> = LOCAL_DEV_SECRETS
+            .iter()
+            .map(|(p, s)| (mailhooks::providers::by_name(p).unwrap().secrets_env(), *s))
+            .collect();
+        let banner = text(&config(&pairs));
+        assert!(banner.contains("/webhooks/tencent?token=local-tencent-token\n"));
+        assert!(banner.contains("/webhooks/uspeedo?token=local-uspeedo-token\n"));
+        assert!(banner.contains("app key: local-engagelab-key\n"));
+        assert!(banner.contains("never use them in a deployment"));
+    }
+
+    #[test]
+    fn secrets_from_the_environment_are_never_printed() {
+        let banner = text(&config(&[
+            ("TENCENT_TOKENS", "real-tencent-token"),
+            ("ENGAGELAB_APP_KEYS", "real-engagelab-key"),
+            ("USPEEDO_TOKENS", "local-uspeedo-token,real-uspeedo-token"),
+        ]));
+        for secret in [
+            "real-tencent-token",
+            "real-engagelab-key",
+            "real-uspeedo-token",
+        ] {
+            assert!(!banner.contains(secret), "{secret} printed:\n{banner}");
+        }
+        assert!(banner.contains("/webhooks/tencent   secret: from TENCENT_TOKENS (not shown)"));
+        assert!(banner.contains("secret: from ENGAGELAB_APP_KEYS (not shown)"));
+        // A development secret among them is still shown, the others counted.
+        assert!(banner.contains("?token=local-uspeedo-token\n"));
+        assert!(banner.contains("(also 1 from USPEEDO_TOKENS, not shown)"));
+    }
+
+    #[test]
+    fn a_provider_without_secrets_is_said_to_refuse_everything() {
+        let banner = text(&config(&[("TENCENT_TOKENS", " , ")]));
+        assert!(banner.contains("/webhooks/tencent   no secret configured"));
+        assert!(!banner.contains("never use them in a deployment"));
     }
 }
