@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use super::json::{self, ParseError};
-use super::{AuthContext, Inbound, Provider, mime_words};
+use super::{AuthContext, AuthScheme, Inbound, Provider, Signed, mime_words};
 use crate::auth::{AuthError, Freshness, check_timestamp, constant_time_eq};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
@@ -29,6 +29,10 @@ impl Provider for EngageLab {
 
     fn secrets_env(&self) -> &'static str {
         "ENGAGELAB_APP_KEYS"
+    }
+
+    fn scheme(&self) -> AuthScheme {
+        AuthScheme::SignedHeaders
     }
 
     fn authenticate(
@@ -68,6 +72,34 @@ impl Provider for EngageLab {
             single => parse_envelope(0, &single, &mut events)?,
         }
         json::validate(events)
+    }
+
+    fn local_secret(&self) -> &'static str {
+        "local-engagelab-key"
+    }
+
+    /// EngageLab's HMAC-SHA256 variant over the timestamp header.
+    fn sign(&self, secret: &str, unix_secs: i64, _body: &[u8]) -> Signed {
+        let ts = unix_secs.to_string();
+        Signed {
+            query: String::new(),
+            headers: vec![
+                (TIMESTAMP_HEADER.to_owned(), ts.clone()),
+                (APPKEY_HEADER.to_owned(), "email".to_owned()),
+                (SIGNATURE_HEADER.to_owned(), hmac_signature(secret, &ts)),
+            ],
+        }
+    }
+
+    fn refresh_sample(&self, sample: &mut Value, now_ms: i64, run_id: &str) {
+        let envelopes = match sample {
+            Value::Array(items) => items.iter_mut().collect(),
+            single => vec![single],
+        };
+        for envelope in envelopes {
+            envelope["itime"] = Value::from(now_ms);
+            envelope["custom_args"]["mailhooks_test"] = Value::from(run_id);
+        }
     }
 }
 

@@ -1,5 +1,8 @@
-//! Providers: each module holds one ESP's authentication and its mapping to
-//! [`EmailEvent`]. Adding an ESP is one new module and one line in [`ALL`].
+//! Providers: each module holds everything about one ESP — its route name,
+//! secret variable, authentication, control requests, mapping to [`EmailEvent`],
+//! and its development side (local secret, test signing, sample refresh).
+//! Adding an ESP is one new module, its fixtures folder, one line in [`ALL`] and
+//! its docs page (docs/adding-an-esp.md).
 
 pub mod engagelab;
 mod json;
@@ -7,7 +10,9 @@ pub mod mime_words;
 pub mod tencent;
 pub mod uspeedo;
 
-use crate::auth::{AuthError, Clock, Freshness};
+use serde_json::Value;
+
+use crate::auth::{AuthError, Clock, Credentials, Freshness, verify_token};
 use crate::event::EmailEvent;
 
 pub use json::ParseError;
@@ -54,24 +59,130 @@ pub struct AuthContext<'a> {
     pub clock: &'a dyn Clock,
 }
 
-/// One email service provider.
+/// How a provider authenticates its requests: what the security battery, the
+/// local banner and the docs say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// A shared secret the ESP sends as `?token=` or as the HTTP Basic password.
+    Token,
+    /// Headers carrying a signature over a timestamp, keyed with the secret.
+    SignedHeaders,
+}
+
+impl AuthScheme {
+    /// The 401 code of a request that carries no credential at all.
+    pub fn missing_code(self) -> &'static str {
+        match self {
+            AuthScheme::Token => AuthError::MissingToken.code(),
+            AuthScheme::SignedHeaders => "missing_header",
+        }
+    }
+
+    /// The 401 code of a credential made with the wrong secret.
+    pub fn bad_code(self) -> &'static str {
+        match self {
+            AuthScheme::Token => AuthError::BadToken.code(),
+            AuthScheme::SignedHeaders => AuthError::BadSignature.code(),
+        }
+    }
+
+    /// What the ESP's console is given, for the local run command's banner.
+    pub fn console_hint(self, url: &str, secret: &str) -> String {
+        match self {
+            AuthScheme::Token => format!("POST {url}?token={secret}"),
+            AuthScheme::SignedHeaders => format!("POST {url}   signing key: {secret}"),
+        }
+    }
+}
+
+/// A request that is not an event: a probe, a ping or a handshake, answered
+/// 200 with this message and nothing stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Control {
+    /// What the request was, for the log line and the answer.
+    pub kind: &'static str,
+}
+
+/// What a test sender adds to a request so that it authenticates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signed {
+    /// The query string (without `?`), empty when the scheme uses none.
+    pub query: String,
+    /// Headers to send.
+    pub headers: Vec<(String, String)>,
+}
+
+/// One email service provider: everything the rest of the code knows about an
+/// ESP comes from its module through this trait.
 pub trait Provider: Sync {
     /// The name used in the route `/webhooks/{name}` and stored in `provider`.
     fn name(&self) -> &'static str;
+
     /// The environment variable holding this provider's comma-separated secrets.
     fn secrets_env(&self) -> &'static str;
+
+    /// How requests authenticate; the token scheme unless the provider signs.
+    fn scheme(&self) -> AuthScheme {
+        AuthScheme::Token
+    }
+
     /// Verifies the request; on success names the method that matched (for logs).
+    /// The default is the token scheme: `?token=` or the HTTP Basic password.
     fn authenticate(
         &self,
         request: &Inbound<'_>,
         ctx: &AuthContext<'_>,
-    ) -> Result<&'static str, AuthError>;
-    /// Parses the body into normalized events (at least one, or an error).
+    ) -> Result<&'static str, AuthError> {
+        let query_tokens = request.query_values("token");
+        let authorization = request.header_values("authorization");
+        verify_token(
+            Credentials {
+                query_tokens: &query_tokens,
+                authorization: &authorization,
+            },
+            ctx.secrets,
+        )?;
+        Ok("token")
+    }
+
+    /// An authenticated request that carries no event (a ping, a subscription
+    /// handshake), recognised before parsing; `None` for event requests.
+    fn control(&self, _request: &Inbound<'_>) -> Option<Control> {
+        None
+    }
+
+    /// Parses a body into normalized events (at least one, or an error). Also
+    /// used to re-normalize stored raw payloads, so it sees only the body.
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError>;
+
+    /// Parses a request; override when the ESP puts event data in headers.
+    fn parse_request(&self, request: &Inbound<'_>) -> Result<Vec<EmailEvent>, ParseError> {
+        self.parse(request.body)
+    }
+
+    /// The secret of the local run command, the sample events and the tests.
+    /// Public: never use it in a deployment.
+    fn local_secret(&self) -> &'static str;
+
+    /// Credentials for a request with `body`, made with `secret` at `unix_secs`,
+    /// as the ESP would send them (the test sender, demo, samples and benches).
+    fn sign(&self, secret: &str, _unix_secs: i64, _body: &[u8]) -> Signed {
+        Signed {
+            query: form_urlencoded::Serializer::new(String::new())
+                .append_pair("token", secret)
+                .finish(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Moves a stored sample's event times to `now_ms` and tags it with `run_id`,
+    /// so a test sender's events are new and findable.
+    fn refresh_sample(&self, sample: &mut Value, now_ms: i64, run_id: &str);
 }
 
-/// Every provider, in route order.
-pub static ALL: [&dyn Provider; 3] = [&tencent::Tencent, &engagelab::EngageLab, &uspeedo::Uspeedo];
+/// Every provider, in route order: the one list the handler, the tools, the
+/// tests, the fuzz seeds, the sample events and the template checks loop over.
+pub static ALL: &[&dyn Provider] = &[&tencent::Tencent, &engagelab::EngageLab, &uspeedo::Uspeedo];
 
 /// Finds a provider by its route name (exact, lower-case).
 pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
@@ -84,10 +195,27 @@ mod tests {
 
     #[test]
     fn registry_finds_each_provider_by_exact_name() {
-        for name in ["tencent", "engagelab", "uspeedo"] {
-            assert_eq!(by_name(name).map(|p| p.name()), Some(name));
+        for provider in ALL {
+            assert_eq!(by_name(provider.name()).map(|p| p.name()), Some(provider.name()));
         }
         assert!(by_name("Tencent").is_none());
-        assert!(by_name("sendgrid").is_none());
+        assert!(by_name("nonesuch").is_none());
+    }
+
+    #[test]
+    fn names_secrets_and_local_secrets_are_distinct() {
+        let mut names: Vec<_> = ALL.iter().map(|p| p.name()).collect();
+        let mut envs: Vec<_> = ALL.iter().map(|p| p.secrets_env()).collect();
+        let mut locals: Vec<_> = ALL.iter().map(|p| p.local_secret()).collect();
+        for list in [&mut names, &mut envs, &mut locals] {
+            list.sort();
+            list.dedup();
+            assert_eq!(list.len(), ALL.len());
+        }
+        for provider in ALL {
+            let name = provider.name();
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{name}");
+            assert!(provider.local_secret().starts_with("local-"), "{name}");
+        }
     }
 }

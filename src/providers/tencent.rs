@@ -5,8 +5,7 @@ use serde_json::{Map, Value};
 use tracing::warn;
 
 use super::json::{self, ParseError};
-use super::{AuthContext, Inbound, Provider, mime_words};
-use crate::auth::{AuthError, Credentials, verify_token};
+use super::{Provider, mime_words};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 use crate::log_value::bounded;
 
@@ -25,23 +24,6 @@ impl Provider for Tencent {
         "TENCENT_TOKENS"
     }
 
-    fn authenticate(
-        &self,
-        request: &Inbound<'_>,
-        ctx: &AuthContext<'_>,
-    ) -> Result<&'static str, AuthError> {
-        let query_tokens = request.query_values("token");
-        let authorization = request.header_values("authorization");
-        verify_token(
-            Credentials {
-                query_tokens: &query_tokens,
-                authorization: &authorization,
-            },
-            ctx.secrets,
-        )?;
-        Ok("token")
-    }
-
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
         let events = match json::parse_body(body)? {
             Value::Array(items) => items
@@ -52,6 +34,15 @@ impl Provider for Tencent {
             single => vec![parse_event(0, &single)?],
         };
         json::validate(events)
+    }
+
+    fn local_secret(&self) -> &'static str {
+        "local-tencent-token"
+    }
+
+    fn refresh_sample(&self, sample: &mut Value, now_ms: i64, run_id: &str) {
+        sample["timestamp"] = Value::from(now_ms / 1000);
+        sample["X-Tencentcloudses-Cb-Mailhooks-Test"] = Value::from(run_id);
     }
 }
 

@@ -4,8 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::json::{self, ParseError};
-use super::{AuthContext, Inbound, Provider};
-use crate::auth::{AuthError, Credentials, verify_token};
+use super::Provider;
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
 /// uSpeedo Email webhooks.
@@ -18,23 +17,6 @@ impl Provider for Uspeedo {
 
     fn secrets_env(&self) -> &'static str {
         "USPEEDO_TOKENS"
-    }
-
-    fn authenticate(
-        &self,
-        request: &Inbound<'_>,
-        ctx: &AuthContext<'_>,
-    ) -> Result<&'static str, AuthError> {
-        let query_tokens = request.query_values("token");
-        let authorization = request.header_values("authorization");
-        verify_token(
-            Credentials {
-                query_tokens: &query_tokens,
-                authorization: &authorization,
-            },
-            ctx.secrets,
-        )?;
-        Ok("token")
     }
 
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
@@ -53,6 +35,28 @@ impl Provider for Uspeedo {
             .map(|(i, item)| parse_item(i, item))
             .collect::<Result<_, _>>()?;
         json::validate(events)
+    }
+
+    fn local_secret(&self) -> &'static str {
+        "local-uspeedo-token"
+    }
+
+    fn refresh_sample(&self, sample: &mut Value, now_ms: i64, run_id: &str) {
+        let items = match sample {
+            Value::Array(envelopes) => envelopes
+                .iter_mut()
+                .filter_map(|e| e["Data"].as_array_mut())
+                .flatten()
+                .collect::<Vec<_>>(),
+            envelope => match envelope.get_mut("Data").and_then(Value::as_array_mut) {
+                Some(items) => items.iter_mut().collect(),
+                None => vec![envelope],
+            },
+        };
+        for item in items {
+            item["ReceiptTime"] = Value::from(now_ms / 1000);
+            item["MailhooksTest"] = Value::from(run_id);
+        }
     }
 }
 
