@@ -1,18 +1,24 @@
 //! Support for the fuzz targets (`fuzz/`) and their regression tests
 //! (`tests/fuzz_regressions.rs`): the invariants every accepted event must meet,
-//! and raw request text for the whole-request target.
+//! DynamoDB's documented rules every built item must meet ([`check_item`], also
+//! used by the property tests in `tests/item_rules.rs`), and raw request text
+//! for the whole-request target.
 //!
 //! Raw request format: a request line `METHOD /path?query`, header lines
 //! `name: value`, an empty line, then the body bytes.
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request};
 
+use crate::event::EmailEvent;
 use crate::providers;
 use crate::store::item;
 
 /// Parses `data` with the named provider and panics if an accepted event breaks
 /// an invariant: at least one event, a non-empty message id, a well-formed sort
-/// key, and an item within DynamoDB's size limit.
+/// key, and an item DynamoDB accepts ([`check_item`]).
 pub fn check_parser(provider: &str, data: &[u8]) {
     let Some(provider) = providers::by_name(provider) else {
         panic!("no provider {provider}");
@@ -26,10 +32,179 @@ pub fn check_parser(provider: &str, data: &[u8]) {
         let key = event.sort_key();
         assert_eq!(key.split('#').count(), 3, "sort key {key}");
         let built = item::build(event, 0, Some(30));
-        assert!(
-            item::estimate_item(&built) <= item::MAX_ITEM_BYTES,
-            "item over the limit"
-        );
+        if let Err(broken) = check_item(event, &built) {
+            panic!("item DynamoDB would refuse: {broken}");
+        }
+    }
+}
+
+/// DynamoDB's limit on attribute names: at least one byte, less than 64 KB.
+const MAX_DYNAMODB_NAME_BYTES: usize = 64 * 1024 - 1;
+/// DynamoDB's limit on nesting, counting a top-level attribute as level 1.
+const MAX_DYNAMODB_DEPTH: usize = 32;
+/// DynamoDB's limit on a number's significant digits.
+const MAX_DYNAMODB_DIGITS: usize = 38;
+
+/// Checks `item`, built for `event`, against DynamoDB's documented rules for a
+/// `PutItem` into the events table, and that no map entry of the event was lost.
+///
+/// The rules (DynamoDB developer guide, "Constraints" and "Naming rules"): key
+/// values non-empty strings of at most 2048 bytes (partition keys of the table and
+/// both indexes) or 1024 bytes (the `timestamp` sort key); every attribute and map
+/// name 1 byte to under 64 KB; nesting at most 32 levels; numbers at most 38
+/// significant digits; sets non-empty without repeats; the item at most 400 KB
+/// by the documented size rules (names plus values, 3 bytes per map or list and
+/// 1 per element). Returns the first rule broken; the message names no payload text.
+pub fn check_item(
+    event: &EmailEvent,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<(), String> {
+    let keys = [
+        (item::PARTITION_KEY, item::MAX_PARTITION_KEY_BYTES, true),
+        (item::SORT_KEY, item::MAX_SORT_KEY_BYTES, true),
+        (item::RECIPIENT, item::MAX_PARTITION_KEY_BYTES, false),
+        (item::SUPPRESSION, item::MAX_PARTITION_KEY_BYTES, false),
+    ];
+    for (name, max, required) in keys {
+        match item.get(name) {
+            None if required => return Err(format!("key attribute {name} missing")),
+            None => {}
+            Some(AttributeValue::S(v)) if !v.is_empty() && v.len() <= max => {}
+            Some(AttributeValue::S(v)) => {
+                return Err(format!(
+                    "key attribute {name} of {} bytes (1..={max})",
+                    v.len()
+                ));
+            }
+            Some(_) => return Err(format!("key attribute {name} is not a string")),
+        }
+    }
+    let mut size = 0;
+    for (name, value) in item {
+        check_name(name)?;
+        check_value(value, 1).map_err(|e| format!("attribute {}: {e}", printable(name)))?;
+        size += name.len() + documented_size(value);
+    }
+    if size > item::MAX_ITEM_BYTES {
+        return Err(format!(
+            "item of {size} bytes (max {})",
+            item::MAX_ITEM_BYTES
+        ));
+    }
+    let truncated = item.get("fields_truncated") == Some(&AttributeValue::Bool(true));
+    for (name, map) in [("metadata", &event.metadata), ("details", &event.details)] {
+        match item.get(name) {
+            Some(AttributeValue::M(stored)) if stored.len() == map.len() => {}
+            None if map.is_empty() || truncated => {}
+            Some(AttributeValue::M(stored)) => {
+                return Err(format!(
+                    "{name}: {} entries stored of {}",
+                    stored.len(),
+                    map.len()
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{name}: {} entries, not stored as a map",
+                    map.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An attribute name for a message: ours are short, a provider's is only measured.
+fn printable(name: &str) -> String {
+    if name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        name.to_owned()
+    } else {
+        format!("<name of {} bytes>", name.len())
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_DYNAMODB_NAME_BYTES {
+        return Err(format!("attribute name of {} bytes", name.len()));
+    }
+    Ok(())
+}
+
+/// Checks a value found at nesting `level` (a top-level attribute is level 1).
+fn check_value(value: &AttributeValue, level: usize) -> Result<(), String> {
+    if level > MAX_DYNAMODB_DEPTH {
+        return Err(format!("nested deeper than {MAX_DYNAMODB_DEPTH} levels"));
+    }
+    match value {
+        AttributeValue::M(map) => map.iter().try_for_each(|(name, v)| {
+            check_name(name)?;
+            check_value(v, level + 1)
+        }),
+        AttributeValue::L(list) => list.iter().try_for_each(|v| check_value(v, level + 1)),
+        AttributeValue::N(n) => check_number(n),
+        AttributeValue::Ns(set) => {
+            set.iter().try_for_each(|n| check_number(n))?;
+            check_set(set)
+        }
+        AttributeValue::Ss(set) => check_set(set),
+        AttributeValue::Bs(set) => check_set(set),
+        _ => Ok(()),
+    }
+}
+
+fn check_set<T: PartialEq>(set: &[T]) -> Result<(), String> {
+    if set.is_empty() {
+        return Err("empty set".into());
+    }
+    if set.iter().enumerate().any(|(i, a)| set[..i].contains(a)) {
+        return Err("set with a repeated element".into());
+    }
+    Ok(())
+}
+
+/// A number DynamoDB accepts: `[-]digits[.digits][e[+-]digits]`, at most 38
+/// significant digits.
+fn check_number(text: &str) -> Result<(), String> {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['+', '-']).unwrap_or(e))),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let well_formed = !(whole.is_empty() && fraction.is_empty())
+        && digits_only(whole)
+        && digits_only(fraction)
+        && exponent.is_none_or(|e| !e.is_empty() && digits_only(e));
+    if !well_formed {
+        return Err(format!("number not well formed ({} bytes)", text.len()));
+    }
+    let digits = format!("{whole}{fraction}");
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    if significant > MAX_DYNAMODB_DIGITS {
+        return Err(format!("number of {significant} significant digits"));
+    }
+    Ok(())
+}
+
+/// A value's size as DynamoDB documents it ("Item sizes and formats"), rounded up.
+fn documented_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + documented_size(v))
+                .sum::<usize>()
+        }
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + documented_size(v)).sum::<usize>(),
+        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
     }
 }
 
@@ -93,6 +268,79 @@ mod tests {
         .unwrap();
         check_parser("engagelab", &body);
         check_parser("tencent", b"not json");
+    }
+
+    #[test]
+    fn the_checker_refuses_what_dynamodb_refuses() {
+        let mut event = EmailEvent::new(
+            "tencent",
+            crate::EventType::Delivered,
+            "delivered",
+            "m-1",
+            0,
+            "{}".into(),
+        );
+        event.metadata.insert("a".into(), "1".into());
+        let good = item::build(&event, 0, None);
+        assert_eq!(check_item(&event, &good), Ok(()));
+        let with = |name: &str, value: AttributeValue| {
+            let mut bad = good.clone();
+            bad.insert(name.to_owned(), value);
+            check_item(&event, &bad)
+        };
+        let s = |text: &str| AttributeValue::S(text.to_owned());
+        let empty_name = AttributeValue::M(HashMap::from([(String::new(), s("v"))]));
+        assert!(with("metadata", empty_name).is_err(), "empty map name");
+        assert!(
+            with("metadata", AttributeValue::M(HashMap::new())).is_err(),
+            "entry lost"
+        );
+        assert!(with(item::RECIPIENT, s("")).is_err(), "empty index key");
+        assert!(
+            with(item::SUPPRESSION, s(&"x".repeat(2049))).is_err(),
+            "long index key"
+        );
+        assert!(
+            with(item::PARTITION_KEY, s(&"x".repeat(2049))).is_err(),
+            "long key"
+        );
+        assert!(
+            with(item::SORT_KEY, s(&"x".repeat(1025))).is_err(),
+            "long sort key"
+        );
+        assert!(with(&"n".repeat(64 * 1024), s("v")).is_err(), "long name");
+        assert!(
+            with("x", s(&"v".repeat(item::MAX_ITEM_BYTES))).is_err(),
+            "large item"
+        );
+        assert!(
+            with("x", AttributeValue::N("1".repeat(39))).is_err(),
+            "39 digits"
+        );
+        assert!(
+            with("x", AttributeValue::N("1e".into())).is_err(),
+            "bad number"
+        );
+        assert!(
+            with("x", AttributeValue::Ss(Vec::new())).is_err(),
+            "empty set"
+        );
+        assert_eq!(with("x", AttributeValue::N("-1.5E+3".into())), Ok(()));
+        assert_eq!(
+            with("x", AttributeValue::N(format!("{}00", "1".repeat(38)))),
+            Ok(())
+        );
+        let nested = |levels: usize| {
+            (1..levels).fold(s("leaf"), |v, _| {
+                AttributeValue::M(HashMap::from([("n".to_owned(), v)]))
+            })
+        };
+        assert_eq!(
+            with("x", nested(32)),
+            Ok(()),
+            "32 levels, the leaf included"
+        );
+        assert!(with("x", nested(33)).is_err(), "33 levels");
     }
 
     #[test]

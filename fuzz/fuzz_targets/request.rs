@@ -1,24 +1,58 @@
 //! Fuzzes the whole request path — route, headers, authentication, parsing,
-//! item building — through `App::handle`, with an in-memory store. Secrets:
-//! tencent `t`, engagelab `k`, uspeedo `u`; the timestamp window is off so
-//! signed seeds stay valid.
+//! item building — through `App::handle`, with an in-memory store that checks
+//! every built item against DynamoDB's documented rules
+//! (`fuzz_support::check_item`) and, for the first and then every 64th store,
+//! also writes the items into the embedded DynamoDB emulator (the first, so that
+//! replaying one crash input takes that path too). Secrets: tencent `t`,
+//! engagelab `k`, uspeedo `u`; the timestamp window is off so signed seeds stay valid.
 #![no_main]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use mailhooks::auth::FixedClock;
 use mailhooks::event::EmailEvent;
+use mailhooks::fuzz_support::check_item;
+use mailhooks::local_server::{self, LocalOptions, LocalStack};
 use mailhooks::store::{EventStore, PutOutcome, StoreError, item};
 use mailhooks::{App, Config};
 
-/// Builds every item (as the DynamoDB store would) and keeps nothing.
-struct ItemBuildingStore;
+/// Table of the embedded emulator.
+const TABLE: &str = "fuzz";
+/// Every this many stores go to the emulator as well: a loopback round trip per
+/// item, where the rule checker costs next to nothing.
+const EMULATOR_EVERY: u64 = 64;
+
+/// Builds and checks every item (as the DynamoDB store would) and keeps nothing.
+struct ItemBuildingStore {
+    emulator: LocalStack,
+    stores: AtomicU64,
+}
 
 impl EventStore for ItemBuildingStore {
     async fn put_events(&self, events: &[EmailEvent], received_at_ms: i64) -> Result<PutOutcome, StoreError> {
+        let to_emulator = self.stores.fetch_add(1, Ordering::Relaxed).is_multiple_of(EMULATOR_EVERY);
         for event in events {
             let built = item::build(event, received_at_ms, Some(30));
-            assert!(item::estimate_item(&built) <= item::MAX_ITEM_BYTES);
+            if let Err(broken) = check_item(event, &built) {
+                panic!("item DynamoDB would refuse: {broken}");
+            }
+            if !to_emulator {
+                continue;
+            }
+            let key = [item::PARTITION_KEY, item::SORT_KEY].map(|k| (k, built.get(k).cloned()));
+            let client = &self.emulator.client;
+            if let Err(err) = client.put_item().table_name(TABLE).set_item(Some(built)).send().await {
+                panic!("the emulator refused an item: {err:?}");
+            }
+            // Deleted again so that the in-memory table does not grow over a long run.
+            let mut delete = client.delete_item().table_name(TABLE);
+            for (name, value) in key {
+                delete = delete.key(name, value.unwrap_or_else(|| panic!("no {name}")));
+            }
+            if let Err(err) = delete.send().await {
+                panic!("the emulator did not delete an item: {err:?}");
+            }
         }
         Ok(PutOutcome { stored: events.len(), ..PutOutcome::default() })
     }
@@ -37,8 +71,12 @@ fn app() -> &'static (tokio::runtime::Runtime, App<ItemBuildingStore>) {
         ];
         let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
             .unwrap_or_else(|e| panic!("fuzz config: {e}"));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap_or_else(|e| panic!("{e}"));
-        (runtime, App::new(config, ItemBuildingStore, Arc::new(FixedClock(1_795_342_530_000))))
+        // One thread: the emulator's server task runs while a request is handled.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
+        let options = LocalOptions { port: 0, dynamodb_port: 0, db: None, table: TABLE.into() };
+        let emulator = runtime.block_on(local_server::start(&options)).unwrap_or_else(|e| panic!("emulator: {e}"));
+        let store = ItemBuildingStore { emulator, stores: AtomicU64::new(0) };
+        (runtime, App::new(config, store, Arc::new(FixedClock(1_795_342_530_000))))
     })
 }
 

@@ -1,6 +1,12 @@
 //! The DynamoDB item for one event: attribute names, size limits and the
 //! compression / truncation that keeps every event storable.
+//!
+//! Whatever a provider sends, the item is one DynamoDB accepts: a refused item
+//! would fail the whole request with a 5xx, and the provider would retry it (and
+//! every other event in it) forever. Free-form map keys are renamed by
+//! [`map_key`]; index keys that DynamoDB would refuse are left out.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 
@@ -9,6 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
 
 use crate::event::{EmailEvent, format_rfc3339_ms};
 use crate::status::suppression_reason;
@@ -30,6 +37,23 @@ pub const SUPPRESSION: &str = "suppression";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// DynamoDB's longest partition key value (table and index), in bytes.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+/// DynamoDB's longest sort key value (table and index), in bytes.
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+/// Longest stored name of a map entry (`metadata`, `details`), in bytes.
+///
+/// Far below DynamoDB's 64 KB per name, and far above any real header or
+/// custom-argument name, so that names alone cannot fill an item.
+pub const MAX_NAME_BYTES: usize = 1024;
+/// Stored name of a map entry whose name is empty (DynamoDB refuses empty names).
+pub const EMPTY_NAME: &str = "~empty";
+/// First character of every name [`map_key`] rewrote.
+const ESCAPE: char = '~';
+/// Hex digits of the SHA-256 of a clipped name kept in its stored name: 128
+/// bits, so two different names never meet in practice, even chosen ones.
+const NAME_HASH_HEX: usize = 32;
 
 /// What we allow ourselves, leaving room for the estimate's error.
 const ITEM_BUDGET: usize = MAX_ITEM_BYTES - 4 * 1024;
@@ -111,8 +135,17 @@ pub fn base(
         "received_at".into(),
         AttributeValue::S(format_rfc3339_ms(received_at_ms)),
     );
+    // An index key must be non-empty and within the key limit, or DynamoDB refuses
+    // the whole item; such a recipient (which the providers already reject) is
+    // left out, and with it the suppression entry. The raw payload still has it.
+    let recipient = event
+        .recipient
+        .as_deref()
+        .filter(|r| !r.is_empty() && r.len() <= MAX_PARTITION_KEY_BYTES);
+    if let Some(r) = recipient {
+        item.insert(RECIPIENT.into(), AttributeValue::S(r.to_owned()));
+    }
     let optional = [
-        (RECIPIENT, &event.recipient),
         ("reason", &event.reason),
         ("status_code", &event.status_code),
         ("url", &event.url),
@@ -131,7 +164,7 @@ pub fn base(
     if let Some(bounce) = event.bounce_type {
         item.insert("bounce_type".into(), s(bounce.as_str()));
     }
-    if event.recipient.is_some()
+    if recipient.is_some()
         && let Some(reason) = suppression_reason(event.event_type, event.bounce_type)
     {
         item.insert(SUPPRESSION.into(), s(reason));
@@ -215,17 +248,57 @@ fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
 fn text_map(map: &BTreeMap<String, String>) -> AttributeValue {
     AttributeValue::M(
         map.iter()
-            .map(|(k, v)| (clip(k).to_owned(), AttributeValue::S(clip(v).to_owned())))
+            .map(|(k, v)| {
+                (
+                    map_key(k).into_owned(),
+                    AttributeValue::S(clip(v).to_owned()),
+                )
+            })
             .collect(),
     )
 }
 
+/// The stored name of a map entry named `name` by a provider.
+///
+/// Names DynamoDB accepts are kept as they are; the others are rewritten into a
+/// name starting with `~`, so that no two names ever share a stored name:
+///
+/// - the empty name is stored as [`EMPTY_NAME`] (`~empty`);
+/// - a name starting with `~` gets one more in front (`~empty` is stored as `~~empty`);
+/// - a name (after that) longer than [`MAX_NAME_BYTES`] is stored as `~`, the first
+///   32 hex digits of the SHA-256 of the whole name, `~`, and as much of the
+///   name's start as fits; the whole name stays in the raw payload.
+///
+/// The three forms cannot meet: the second starts with `~~`, the third with `~`
+/// and a hex digit and is longer than `~empty`.
+pub fn map_key(name: &str) -> Cow<'_, str> {
+    if name.is_empty() {
+        return Cow::Borrowed(EMPTY_NAME);
+    }
+    let escaped = if name.starts_with(ESCAPE) {
+        Cow::Owned(format!("{ESCAPE}{name}"))
+    } else {
+        Cow::Borrowed(name)
+    };
+    if escaped.len() <= MAX_NAME_BYTES {
+        return escaped;
+    }
+    let hash = hex::encode(&Sha256::digest(name.as_bytes())[..NAME_HASH_HEX / 2]);
+    let room = MAX_NAME_BYTES - 2 * ESCAPE.len_utf8() - NAME_HASH_HEX;
+    Cow::Owned(format!("{ESCAPE}{hash}{ESCAPE}{}", clip_to(name, room)))
+}
+
 /// Cuts text to [`MAX_FIELD_BYTES`] on a character boundary.
 fn clip(text: &str) -> &str {
-    if text.len() <= MAX_FIELD_BYTES {
+    clip_to(text, MAX_FIELD_BYTES)
+}
+
+/// Cuts text to at most `max` bytes on a character boundary.
+fn clip_to(text: &str, max: usize) -> &str {
+    if text.len() <= max {
         return text;
     }
-    let mut end = MAX_FIELD_BYTES;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -373,6 +446,77 @@ mod tests {
             gunzip_raw(&gzip_raw("{\"a\":1}").unwrap()).as_deref(),
             Some("{\"a\":1}")
         );
+    }
+
+    #[test]
+    fn map_names_dynamodb_accepts_are_kept_and_the_others_escaped() {
+        assert_eq!(map_key("order_id"), "order_id");
+        assert_eq!(map_key(""), EMPTY_NAME);
+        assert_eq!(map_key("~empty"), "~~empty");
+        assert_eq!(map_key("~"), "~~");
+        assert_eq!(map_key("a~b"), "a~b", "only a leading `~` is escaped");
+        let fits = "n".repeat(MAX_NAME_BYTES);
+        assert_eq!(map_key(&fits), fits.as_str());
+    }
+
+    #[test]
+    fn long_map_names_are_clipped_hashed_and_stay_distinct() {
+        let long = "é".repeat(MAX_NAME_BYTES);
+        let (a, b) = (format!("{long}a"), format!("{long}b"));
+        let (stored_a, stored_b) = (map_key(&a), map_key(&b));
+        assert_ne!(stored_a, stored_b);
+        for stored in [&stored_a, &stored_b] {
+            assert!(stored.len() <= MAX_NAME_BYTES && stored.len() > MAX_NAME_BYTES - 2);
+            assert!(stored.starts_with('~') && stored.ends_with('é'));
+            assert_eq!(stored.as_bytes()[1 + NAME_HASH_HEX], b'~');
+        }
+        assert_eq!(
+            map_key(&a),
+            stored_a,
+            "deterministic: retries store the same name"
+        );
+        // A `~` name just at the limit no longer fits once escaped.
+        let tilde = format!("~{}", "n".repeat(MAX_NAME_BYTES - 1));
+        assert!(map_key(&tilde).starts_with('~') && map_key(&tilde).len() <= MAX_NAME_BYTES);
+        assert_ne!(map_key(&tilde), tilde.as_str());
+    }
+
+    #[test]
+    fn every_map_entry_survives_renaming() {
+        let mut e = event("{}".into());
+        let long = "k".repeat(2 * MAX_NAME_BYTES);
+        for name in [
+            "",
+            "~empty",
+            "~~empty",
+            "a",
+            &format!("{long}1"),
+            &format!("{long}2"),
+        ] {
+            e.metadata.insert(name.to_owned(), name.len().to_string());
+        }
+        let item = build(&e, 0, None);
+        let stored = item["metadata"].as_m().unwrap();
+        assert_eq!(stored.len(), e.metadata.len());
+        assert_eq!(stored[EMPTY_NAME], AttributeValue::S("0".into()));
+        assert_eq!(stored["~~empty"], AttributeValue::S("6".into()));
+        assert_eq!(stored["~~~empty"], AttributeValue::S("7".into()));
+    }
+
+    #[test]
+    fn recipients_that_cannot_be_an_index_key_are_left_out() {
+        let mut e = event("{}".into());
+        e.event_type = EventType::Bounced;
+        e.bounce_type = Some(BounceType::Hard);
+        for bad in [String::new(), "a".repeat(MAX_PARTITION_KEY_BYTES + 1)] {
+            e.recipient = Some(bad);
+            let item = build(&e, 0, None);
+            assert!(!item.contains_key(RECIPIENT) && !item.contains_key(SUPPRESSION));
+        }
+        e.recipient = Some("a".repeat(MAX_PARTITION_KEY_BYTES));
+        let item = build(&e, 0, None);
+        assert_eq!(text(&item, RECIPIENT).len(), MAX_PARTITION_KEY_BYTES);
+        assert_eq!(text(&item, SUPPRESSION), "hard_bounce");
     }
 
     #[test]
