@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use mailhooks::auth::{FixedClock, Freshness};
 use mailhooks::metrics::{RequestMetrics, emf_lines};
 use mailhooks::providers::{self, AuthContext, Inbound};
-use mailhooks::signing::sign;
 use mailhooks::store::item;
 use serde_json::{Value, json};
 
@@ -34,7 +33,10 @@ struct Case {
 }
 
 fn case(label: impl Into<String>, provider: &'static str, body: Vec<u8>) -> Case {
-    let (query, headers) = sign(provider, SECRET, NOW_SECS);
+    let signed = providers::by_name(provider)
+        .map(|p| p.sign(SECRET, NOW_SECS, &body))
+        .unwrap_or_default();
+    let (query, headers) = (signed.query, signed.headers);
     let headers = headers
         .into_iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))

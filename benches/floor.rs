@@ -23,7 +23,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mailhooks::local_server::{LocalOptions, start};
-use mailhooks::signing::{local_secret, sign};
 use mailhooks::store::item::{self, PARTITION_KEY, SORT_KEY};
 use serde_json::{Value, json};
 
@@ -61,12 +60,8 @@ fn uspeedo_body(tag: &str, n: usize) -> Vec<u8> {
 
 /// The query string that authenticates a uSpeedo request to the local stack.
 fn token_query() -> String {
-    sign(
-        "uspeedo",
-        local_secret("uspeedo").unwrap_or_default(),
-        now_secs(),
-    )
-    .0
+    let uspeedo = mailhooks::providers::by_name("uspeedo").unwrap_or_else(|| unreachable!());
+    uspeedo.sign(uspeedo.local_secret(), now_secs(), b"").query
 }
 
 /// The items the handler would write for `body`.
@@ -86,11 +81,7 @@ async fn request(
     method: &str,
     body: Vec<u8>,
 ) -> (Duration, Value) {
-    let (query, _) = sign(
-        "uspeedo",
-        local_secret("uspeedo").unwrap_or_default(),
-        now_secs(),
-    );
+    let query = token_query();
     let request = hyper::Request::builder()
         .method(method)
         .uri(format!("http://{addr}/webhooks/uspeedo?{query}"))

@@ -16,7 +16,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use mailhooks::local_server::{LocalOptions, start};
-use mailhooks::signing::{local_secret, sign};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -201,7 +200,11 @@ async fn send_with_retries(
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let (query, headers) = sign(provider, local_secret(provider).unwrap_or_default(), now);
+        let Some(esp) = mailhooks::providers::by_name(provider) else {
+            break;
+        };
+        let mailhooks::providers::Signed { query, headers } =
+            esp.sign(esp.local_secret(), now, &body);
         let uri = if query.is_empty() {
             format!("http://{addr}/webhooks/{provider}")
         } else {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded time (default 60 s each; `fuzz/run.sh 300`
-# for longer), seeded with the provider fixtures. Any crash is copied into
+# for longer), seeded with the provider fixtures and the signed request seeds
+# (fuzz/seeds/request/, generated from the fixtures by tests/fuzz_regressions.rs). Any crash is copied into
 # fuzz/regressions/<target>/, where tests/fuzz_regressions.rs replays it on every
 # `cargo test`, and the script exits non-zero.
 # Needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP lets the stable toolchain
@@ -10,14 +11,15 @@ cd "$(dirname "$0")"
 seconds=${1:-60}
 export RUSTC_BOOTSTRAP=1
 
-targets=(tencent engagelab uspeedo mime_words request)
+targets=(parsers mime_words request)
 status=0
 for target in "${targets[@]}"; do
   corpus="corpus/$target"
   mkdir -p "$corpus" "artifacts/$target" "regressions/$target"
   # Seeds: the provider fixtures, and every input kept as a regression.
   case "$target" in
-    tencent|engagelab|uspeedo) cp ../tests/fixtures/"$target"/* "$corpus"/ ;;
+    # Every provider's fixtures: each input goes through every parser.
+    parsers) for dir in ../tests/fixtures/*/; do cp "$dir"* "$corpus"/; done ;;
     mime_words) printf '%s' '=?UTF-8?B?5rWL6K+V6YKu5Lu2?= =?GB2312?B?suLK1A==?= =?ISO-8859-1?Q?Caf=E9?=' > "$corpus/seed" ;;
     request) cp seeds/request/* "$corpus"/ ;;
   esac

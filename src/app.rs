@@ -28,6 +28,11 @@ pub struct App<S> {
 enum Success {
     /// A GET/HEAD probe of a provider URL.
     Probe,
+    /// An authenticated request that carries no event (a ping, a handshake).
+    Control {
+        kind: &'static str,
+        auth: &'static str,
+    },
     /// Events were stored.
     Stored {
         received: usize,
@@ -84,6 +89,23 @@ impl<S: EventStore> App<S> {
                 respond(
                     StatusCode::OK,
                     json!({"code": 0, "message": "ok", "provider": provider}).to_string(),
+                )
+            }
+            Ok(Success::Control { kind, auth }) => {
+                info!(
+                    provider,
+                    method,
+                    status = 200,
+                    outcome = "control",
+                    control = kind,
+                    auth,
+                    latency_ms,
+                    "request"
+                );
+                respond(
+                    StatusCode::OK,
+                    json!({"code": 0, "message": "ok", "provider": provider, "control": kind})
+                        .to_string(),
                 )
             }
             Ok(Success::Stored {
@@ -163,7 +185,13 @@ impl<S: EventStore> App<S> {
             clock: self.clock.as_ref(),
         };
         let auth = provider.authenticate(&inbound, &ctx)?;
-        let events = provider.parse(body)?;
+        if let Some(control) = provider.control(&inbound) {
+            return Ok(Success::Control {
+                kind: control.kind,
+                auth,
+            });
+        }
+        let events = provider.parse_request(&inbound)?;
         // One deadline for the whole batch, SDK retries included: answer 5xx (the
         // provider retries, idempotently) before the function or the provider gives up.
         let store = self.store.put_events(&events, self.clock.now_ms());
@@ -191,7 +219,7 @@ fn request_metrics(
         ..Default::default()
     };
     match result {
-        Ok(Success::Probe) => {}
+        Ok(Success::Probe | Success::Control { .. }) => {}
         Ok(Success::Stored {
             received, outcome, ..
         }) => {

@@ -16,6 +16,13 @@ use crate::event::EmailEvent;
 use crate::providers;
 use crate::store::item;
 
+/// [`check_parser`] for every registered provider: one input, every parser.
+pub fn check_all_parsers(data: &[u8]) {
+    for provider in providers::ALL {
+        check_parser(provider.name(), data);
+    }
+}
+
 /// Parses `data` with the named provider and panics if an accepted event breaks
 /// an invariant: at least one event, a non-empty message id, a well-formed sort
 /// key, and an item DynamoDB accepts ([`check_item`]).

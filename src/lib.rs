@@ -18,7 +18,6 @@ pub mod metrics;
 pub mod providers;
 pub mod query;
 pub mod secrets;
-pub mod signing;
 pub mod startup;
 pub mod status;
 pub mod store;

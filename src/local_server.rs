@@ -33,7 +33,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::auth::SystemClock;
-use crate::signing::local_secret;
 use crate::store::{DynamoStore, dynamodb};
 use crate::{App, Config, providers};
 
@@ -213,9 +212,7 @@ pub fn local_config(table: &str) -> Result<Config, crate::config::ConfigError> {
         ("EMIT_METRICS", "false".to_owned()),
     ]);
     for provider in providers::ALL {
-        if let Some(secret) = local_secret(provider.name()) {
-            defaults.insert(provider.secrets_env(), secret.to_owned());
-        }
+        defaults.insert(provider.secrets_env(), provider.local_secret().to_owned());
     }
     Config::from_lookup(|k| std::env::var(k).ok().or_else(|| defaults.get(k).cloned()))
 }

@@ -1,5 +1,6 @@
-//! Logging: one JSON object per line on stderr, filter from `RUST_LOG` (else the
-//! caller's default), under a cap on every crate but ours.
+//! Logging: one JSON object per line on stderr (plain text when a person reads a
+//! terminal), filter from `RUST_LOG` (else the caller's default), under a cap on
+//! every crate but ours.
 //!
 //! At `trace`, dependencies print what passes through them: `lambda_runtime` the
 //! raw invocation (query token, `Authorization`, signature headers, body),
@@ -75,12 +76,37 @@ where
     Registry::default().with(format.with_filter(filter(spec)))
 }
 
-/// Installs the JSON log subscriber on stderr with `RUST_LOG`, else
-/// `default_filter`. Call once, first thing in `main`.
+/// A subscriber for a person at a terminal: one short plain-text line per
+/// event, same filter and cap as [`subscriber`].
+pub fn human_subscriber<W>(spec: &str, writer: W) -> impl Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let format = tracing_subscriber::fmt::layer()
+        .compact()
+        .with_target(false)
+        .without_time()
+        .with_writer(writer);
+    Registry::default().with(format.with_filter(filter(spec)))
+}
+
+/// Whether logs go to a person: stderr is a terminal and this is not a Lambda.
+pub fn is_interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none()
+}
+
+/// Installs the log subscriber on stderr with `RUST_LOG`, else `default_filter`:
+/// JSON lines (for CloudWatch and log tools), or plain text when a person reads
+/// a terminal. Call once, first thing in `main`.
 pub fn init(default_filter: &str) {
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| default_filter.to_owned());
     // Fails only when a subscriber is already installed: that one stays.
-    let _ = tracing::subscriber::set_global_default(subscriber(&spec, std::io::stderr));
+    let _ = if is_interactive() {
+        tracing::subscriber::set_global_default(human_subscriber(&spec, std::io::stderr))
+    } else {
+        tracing::subscriber::set_global_default(subscriber(&spec, std::io::stderr))
+    };
 }
 
 #[cfg(test)]

@@ -718,7 +718,7 @@ async fn renormalize_fixes_stale_items_in_place_or_under_a_new_key_then_finds_no
 #[tokio::test]
 async fn renormalize_of_fresh_items_changes_nothing_and_honours_its_filters() {
     let db = Emulator::start().await;
-    for provider in PROVIDERS {
+    for provider in provider_names() {
         for (_, body) in fixtures(provider) {
             post(&db, provider, &body).await;
         }

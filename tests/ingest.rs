@@ -11,7 +11,7 @@ async fn every_fixture_of_every_provider_is_stored_with_its_normalized_fields() 
     let db = Emulator::start().await;
     let app = app(&db);
     let mut expected_items = 0;
-    for provider in PROVIDERS {
+    for provider in provider_names() {
         for (name, body) in fixtures(provider) {
             let (status, reply) = parts(app.handle(signed_post(provider, &body)).await);
             assert_eq!(status, 200, "{provider}/{name}: {reply}");
@@ -392,7 +392,7 @@ async fn stage_prefix_and_base64_bodies_are_handled() {
     let db = Emulator::start().await;
     let app = app(&db);
     let body = fixture("engagelab", "open");
-    let (_, headers) = signed("engagelab", &secrets("engagelab")[1]);
+    let (_, headers) = signed("engagelab", &secrets("engagelab")[1], &body);
     let mut event = apigw_event("POST", "/prod/webhooks/engagelab", "", &headers, &body);
     event["requestContext"]["stage"] = json!("prod");
     use base64::Engine;

@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mailhooks::local_server::{self, LocalOptions, LocalStack};
-use mailhooks::signing::sign;
 use mailhooks::store::dynamodb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -65,7 +64,8 @@ fn webhook(stack: &LocalStack, extra: &[(&str, &str)]) -> (String, Vec<(String, 
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let (query, _) = sign("tencent", &secret, now);
+    let tencent = mailhooks::providers::by_name("tencent").unwrap();
+    let query = tencent.sign(&secret, now, b"").query;
     let headers = [("Content-Type", "application/json")]
         .iter()
         .chain(extra)

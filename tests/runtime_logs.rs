@@ -19,7 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use base64::Engine;
-use common::{Emulator, PROVIDERS, TABLE, apigw_event, fixture};
+use common::{Emulator, TABLE, apigw_event, fixture, provider_names};
 use mailhooks::providers::engagelab::hmac_signature;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -246,7 +246,7 @@ async fn the_lambda_binary_at_trace_logs_no_secret_token_signature_or_body() {
         "Signature=".to_owned(),
         "canonical_request".to_owned(),
     ];
-    for provider in PROVIDERS {
+    for provider in provider_names() {
         forbidden.push(secret(provider));
         forbidden.push(wrong(provider));
         for (query, headers, status) in requests(provider) {

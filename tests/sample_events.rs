@@ -10,7 +10,6 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use mailhooks::signing::{local_secret, sign};
 
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
@@ -19,15 +18,14 @@ fn events_dir() -> PathBuf {
 /// The expected file name and content of every sample event.
 fn expected_events() -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for provider in PROVIDERS {
-        for (name, body) in fixtures(provider) {
-            let events = mailhooks::providers::by_name(provider)
-                .unwrap()
-                .parse(&body)
-                .unwrap();
-            // EngageLab signs a timestamp: use the event's own time so the file is reproducible.
+    for provider in mailhooks::providers::ALL {
+        for (name, body) in fixtures(provider.name()) {
+            let events = provider.parse(&body).unwrap();
+            // A signed timestamp is the event's own time, so the file is reproducible.
             let signed_at = events[0].event_time_ms / 1000;
-            let (query, headers) = sign(provider, local_secret(provider).unwrap(), signed_at);
+            let signed = provider.sign(provider.local_secret(), signed_at, &body);
+            let (query, headers) = (signed.query, signed.headers);
+            let provider = provider.name();
             let event = apigw_event(
                 "POST",
                 &format!("/webhooks/{provider}"),
@@ -76,17 +74,9 @@ fn events_directory_matches_the_fixtures() {
 async fn every_sample_event_is_accepted_by_the_handler() {
     let db = Emulator::start().await;
     let mut vars = vec![("MAILHOOKS_DEV_SKIP_FRESHNESS", "true")];
-    let secrets: Vec<(String, String)> = PROVIDERS
+    let secrets: Vec<(String, String)> = mailhooks::providers::ALL
         .iter()
-        .map(|p| {
-            (
-                mailhooks::providers::by_name(p)
-                    .unwrap()
-                    .secrets_env()
-                    .to_owned(),
-                local_secret(p).unwrap().to_owned(),
-            )
-        })
+        .map(|p| (p.secrets_env().to_owned(), p.local_secret().to_owned()))
         .collect();
     vars.extend(secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let app = app_with(&db.endpoint, config(&vars));
@@ -117,11 +107,9 @@ fn cargo_lambda_watch_defaults_use_the_local_secrets() {
     let manifest =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
             .unwrap();
-    for provider in PROVIDERS {
-        let env = mailhooks::providers::by_name(provider)
-            .unwrap()
-            .secrets_env();
-        let line = format!("{env} = \"{}\"", local_secret(provider).unwrap());
+    for provider in mailhooks::providers::ALL {
+        let env = provider.secrets_env();
+        let line = format!("{env} = \"{}\"", provider.local_secret());
         assert!(
             manifest.contains(&line),
             "Cargo.toml [package.metadata.lambda] must set {line}"

@@ -53,12 +53,12 @@ async fn secrets_from_secrets_manager_authenticate_webhooks() {
         ("tencent", secrets("tencent")[0].as_str(), 401), // the environment's token was replaced
         ("uspeedo", secrets("uspeedo")[0].as_str(), 200), // not in the secret: the environment's stays
     ] {
-        let (query, headers) = signed(provider, secret);
         let body = if provider == "uspeedo" {
             fixture("uspeedo", "deliver")
         } else {
             fixture(provider, "delivered")
         };
+        let (query, headers) = signed(provider, secret, &body);
         let event = apigw_event(
             "POST",
             &format!("/webhooks/{provider}"),

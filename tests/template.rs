@@ -320,6 +320,25 @@ fn environment_matches_what_the_configuration_reads() {
             provider.name(),
             provider.secrets_env()
         );
+        // Fed by a parameter of its own that CloudFormation never shows.
+        let value = variables
+            .iter()
+            .find(|v| v.key == provider.secrets_env())
+            .and_then(|v| v.value)
+            .unwrap_or_default();
+        let parameter = value.strip_prefix("!Ref ").unwrap_or_else(|| {
+            panic!(
+                "{} must be `!Ref <a parameter>` for {}",
+                provider.secrets_env(),
+                provider.name()
+            )
+        });
+        assert_eq!(
+            scalar(&doc, &["Parameters", parameter, "NoEcho"]),
+            Some("true"),
+            "parameter {parameter} of {} must be NoEcho",
+            provider.name()
+        );
     }
     assert!(
         !set.contains(config::DEV_SKIP_FRESHNESS_ENV),

@@ -3,8 +3,9 @@
 //! every built item against DynamoDB's documented rules
 //! (`fuzz_support::check_item`) and, for the first and then every 64th store,
 //! also writes the items into the embedded DynamoDB emulator (the first, so that
-//! replaying one crash input takes that path too). Secrets: tencent `t`,
-//! engagelab `k`, uspeedo `u`; the timestamp window is off so signed seeds stay valid.
+//! replaying one crash input takes that path too). Secrets: every provider's local
+//! development secret (the seeds in `seeds/request/` are signed with them); the
+//! timestamp window is off so signed seeds stay valid.
 #![no_main]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,14 +62,12 @@ impl EventStore for ItemBuildingStore {
 fn app() -> &'static (tokio::runtime::Runtime, App<ItemBuildingStore>) {
     static APP: OnceLock<(tokio::runtime::Runtime, App<ItemBuildingStore>)> = OnceLock::new();
     APP.get_or_init(|| {
-        let vars = [
+        let mut vars = vec![
             ("TABLE_NAME", "fuzz"),
-            ("TENCENT_TOKENS", "t"),
-            ("ENGAGELAB_APP_KEYS", "k"),
-            ("USPEEDO_TOKENS", "u"),
             ("MAILHOOKS_DEV_SKIP_FRESHNESS", "true"),
             ("EMIT_METRICS", "false"),
         ];
+        vars.extend(mailhooks::providers::ALL.iter().map(|p| (p.secrets_env(), p.local_secret())));
         let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
             .unwrap_or_else(|e| panic!("fuzz config: {e}"));
         // One thread: the emulator's server task runs while a request is handled.

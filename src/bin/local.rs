@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
+use clap::Parser;
 use mailhooks::Config;
 use mailhooks::local_server::{self, LocalOptions};
-use mailhooks::signing::{local_secret, sign};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,65 +23,31 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const DEFAULT_TABLE: &str = "mailhooks-events";
 
+/// mailhooks on this machine: an embedded DynamoDB-compatible store and the
+/// Lambda's handler over plain HTTP on 127.0.0.1.
+#[derive(Debug, Parser)]
+#[command(version, about)]
 struct Options {
+    /// Port of the webhook front end (0: any free port).
+    #[arg(long, default_value_t = 3000)]
     port: u16,
+    /// Port of the embedded DynamoDB API (0: any free port).
+    #[arg(long, default_value_t = 8000)]
     dynamodb_port: u16,
+    /// Keep the table in this SQLite file instead of in memory.
+    #[arg(long)]
     db: Option<PathBuf>,
+    /// Post every file in events/ (freshly signed) and print what landed.
+    #[arg(long)]
     demo: bool,
+    /// With --demo: exit after the demo instead of serving.
+    #[arg(long, requires = "demo")]
     once: bool,
 }
 
-fn parse_args() -> Result<Options, String> {
-    let mut options = Options {
-        port: 3000,
-        dynamodb_port: 8000,
-        db: None,
-        demo: false,
-        once: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--port" => {
-                options.port = value("--port")?
-                    .parse()
-                    .map_err(|_| "--port must be a number")?
-            }
-            "--dynamodb-port" => {
-                options.dynamodb_port = value("--dynamodb-port")?
-                    .parse()
-                    .map_err(|_| "--dynamodb-port must be a number")?
-            }
-            "--db" => options.db = Some(PathBuf::from(value("--db")?)),
-            "--demo" => options.demo = true,
-            "--once" => options.once = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(options)
-}
-
-const USAGE: &str =
-    "usage: local [--port 3000] [--dynamodb-port 8000] [--db FILE] [--demo] [--once]
-
-  --demo   post every file in events/ (freshly signed) and print what landed
-  --once   with --demo: exit after the demo instead of serving
-  --db     keep the table in this SQLite file instead of in memory";
-
 #[tokio::main]
 async fn main() {
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(problem) => {
-            if !problem.is_empty() {
-                eprintln!("{problem}");
-            }
-            eprintln!("{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let options = Options::parse();
     if let Err(err) = run(options).await {
         eprintln!("error: {err}");
         std::process::exit(1);
@@ -91,8 +57,15 @@ async fn main() {
 async fn run(options: Options) -> Result<(), BoxError> {
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| DEFAULT_TABLE.to_owned());
 
-    // The emulator logs every expected error answer (e.g. "table not found" before creating it).
-    mailhooks::telemetry::init("info,dynoxide=error");
+    // The emulator logs every expected error answer (e.g. "table not found" before
+    // creating it). At a terminal the demo table already shows every answer, so the
+    // per-request lines are left out unless RUST_LOG asks for them.
+    let default_filter = if mailhooks::telemetry::is_interactive() {
+        "warn,dynoxide=error"
+    } else {
+        "info,dynoxide=error"
+    };
+    mailhooks::telemetry::init(default_filter);
     let stack = local_server::start(&LocalOptions {
         port: options.port,
         dynamodb_port: options.dynamodb_port,
@@ -133,14 +106,11 @@ fn banner(addr: SocketAddr, dynamodb_url: &str, table: &str, config: &Config) ->
         let name = provider.name();
         let url = format!("http://{addr}/webhooks/{name}");
         let configured = config.secrets_for(name);
-        let dev_secret = local_secret(name).filter(|s| configured.iter().any(|c| c == s));
+        let dev_secret =
+            Some(provider.local_secret()).filter(|s| configured.iter().any(|c| c == s));
         let others = configured.len() - usize::from(dev_secret.is_some());
         let line = match dev_secret {
-            Some(secret) if name == "engagelab" => format!("POST {url}   app key: {secret}"),
-            Some(secret) => {
-                let (query, _) = sign(name, secret, 0);
-                format!("POST {url}?{query}")
-            }
+            Some(secret) => provider.scheme().console_hint(&url, secret),
             None if others == 0 => {
                 format!("POST {url}   no secret configured: every request is refused")
             }
@@ -191,8 +161,11 @@ async fn run_demo(
         let path = event["rawPath"].as_str().unwrap_or("/");
         let provider = path.rsplit('/').next().unwrap_or_default();
         let body = event["body"].as_str().unwrap_or_default();
-        let secret = local_secret(provider).unwrap_or_default();
-        let (query, headers) = sign(provider, secret, now);
+        let Some(esp) = mailhooks::providers::by_name(provider) else {
+            return Err(format!("{}: no provider {provider:?}", file.display()).into());
+        };
+        let signed = esp.sign(esp.local_secret(), now, body.as_bytes());
+        let (query, headers) = (signed.query, signed.headers);
         let target = if query.is_empty() {
             path.to_owned()
         } else {
@@ -280,7 +253,7 @@ fn cli_command(dynamodb_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailhooks::signing::LOCAL_DEV_SECRETS;
+    use clap::CommandFactory;
 
     fn config(pairs: &[(&str, &str)]) -> Config {
         Config::from_lookup(|k| {
@@ -302,14 +275,14 @@ mod tests {
 
     #[test]
     fn development_secrets_are_shown() {
-        let pairs: Vec<(&str, &str)> = LOCAL_DEV_SECRETS
+        let pairs: Vec<(&str, &str)> = mailhooks::providers::ALL
             .iter()
-            .map(|(p, s)| (mailhooks::providers::by_name(p).unwrap().secrets_env(), *s))
+            .map(|p| (p.secrets_env(), p.local_secret()))
             .collect();
         let banner = text(&config(&pairs));
         assert!(banner.contains("/webhooks/tencent?token=local-tencent-token\n"));
         assert!(banner.contains("/webhooks/uspeedo?token=local-uspeedo-token\n"));
-        assert!(banner.contains("app key: local-engagelab-key\n"));
+        assert!(banner.contains("signing key: local-engagelab-key\n"));
         assert!(banner.contains("never use them in a deployment"));
     }
 
@@ -339,5 +312,10 @@ mod tests {
         let banner = text(&config(&[("TENCENT_TOKENS", " , ")]));
         assert!(banner.contains("/webhooks/tencent   no secret configured"));
         assert!(!banner.contains("never use them in a deployment"));
+    }
+
+    #[test]
+    fn arguments_are_well_formed() {
+        Options::command().debug_assert();
     }
 }

@@ -32,7 +32,9 @@ impl Provider for EngageLab {
     }
 
     fn scheme(&self) -> AuthScheme {
-        AuthScheme::SignedHeaders
+        AuthScheme::SignedHeaders {
+            signature: SIGNATURE_HEADER,
+        }
     }
 
     fn authenticate(
@@ -1101,11 +1103,7 @@ mod tests {
         let mut forged: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
         forged["itime"] = Value::String(old_signed.to_owned());
         let payload = serde_json::to_vec(&forged).unwrap();
-        let secrets = vec![
-            crate::signing::local_secret("engagelab")
-                .unwrap()
-                .to_owned(),
-        ];
+        let secrets = vec![EngageLab.local_secret().to_owned()];
         let clock = FixedClock(1_700_000_000_000);
         let ctx = AuthContext {
             secrets: &secrets,

@@ -65,8 +65,12 @@ pub struct AuthContext<'a> {
 pub enum AuthScheme {
     /// A shared secret the ESP sends as `?token=` or as the HTTP Basic password.
     Token,
-    /// Headers carrying a signature over a timestamp, keyed with the secret.
-    SignedHeaders,
+    /// Headers carrying a signature over a timestamp, keyed with the secret; a
+    /// signed timestamp outside the freshness window is refused.
+    SignedHeaders {
+        /// The header that holds the signature.
+        signature: &'static str,
+    },
 }
 
 impl AuthScheme {
@@ -74,7 +78,7 @@ impl AuthScheme {
     pub fn missing_code(self) -> &'static str {
         match self {
             AuthScheme::Token => AuthError::MissingToken.code(),
-            AuthScheme::SignedHeaders => "missing_header",
+            AuthScheme::SignedHeaders { .. } => "missing_header",
         }
     }
 
@@ -82,7 +86,7 @@ impl AuthScheme {
     pub fn bad_code(self) -> &'static str {
         match self {
             AuthScheme::Token => AuthError::BadToken.code(),
-            AuthScheme::SignedHeaders => AuthError::BadSignature.code(),
+            AuthScheme::SignedHeaders { .. } => AuthError::BadSignature.code(),
         }
     }
 
@@ -90,7 +94,7 @@ impl AuthScheme {
     pub fn console_hint(self, url: &str, secret: &str) -> String {
         match self {
             AuthScheme::Token => format!("POST {url}?token={secret}"),
-            AuthScheme::SignedHeaders => format!("POST {url}   signing key: {secret}"),
+            AuthScheme::SignedHeaders { .. } => format!("POST {url}   signing key: {secret}"),
         }
     }
 }
@@ -196,7 +200,10 @@ mod tests {
     #[test]
     fn registry_finds_each_provider_by_exact_name() {
         for provider in ALL {
-            assert_eq!(by_name(provider.name()).map(|p| p.name()), Some(provider.name()));
+            assert_eq!(
+                by_name(provider.name()).map(|p| p.name()),
+                Some(provider.name())
+            );
         }
         assert!(by_name("Tencent").is_none());
         assert!(by_name("nonesuch").is_none());
@@ -214,7 +221,11 @@ mod tests {
         }
         for provider in ALL {
             let name = provider.name();
-            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{name}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                "{name}"
+            );
             assert!(provider.local_secret().starts_with("local-"), "{name}");
         }
     }

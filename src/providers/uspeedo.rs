@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::json::{self, ParseError};
 use super::Provider;
+use super::json::{self, ParseError};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
 /// uSpeedo Email webhooks.

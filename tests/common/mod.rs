@@ -22,7 +22,16 @@ use serde_json::{Value, json};
 pub const NOW_MS: i64 = 1_795_342_530_000;
 pub const NOW_SECS: i64 = NOW_MS / 1000;
 pub const TABLE: &str = "mailhooks-events";
-pub const PROVIDERS: [&str; 3] = ["tencent", "engagelab", "uspeedo"];
+
+/// The route name of every provider in `mailhooks::providers::ALL`.
+pub fn provider_names() -> impl Iterator<Item = &'static str> {
+    mailhooks::providers::ALL.iter().map(|p| p.name())
+}
+
+/// The provider named `name` (the tests only name registered ones).
+pub fn provider(name: &str) -> &'static dyn mailhooks::providers::Provider {
+    mailhooks::providers::by_name(name).unwrap()
+}
 
 /// Two secrets per provider: the second stands for a rotated-in secret.
 pub fn secrets(provider: &str) -> [String; 2] {
@@ -77,9 +86,12 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
         ("TABLE_NAME".to_owned(), TABLE.to_owned()),
         ("EMIT_METRICS".to_owned(), "false".to_owned()),
     ]);
-    vars.insert("TENCENT_TOKENS".into(), secrets("tencent").join(","));
-    vars.insert("ENGAGELAB_APP_KEYS".into(), secrets("engagelab").join(","));
-    vars.insert("USPEEDO_TOKENS".into(), secrets("uspeedo").join(","));
+    for provider in mailhooks::providers::ALL {
+        vars.insert(
+            provider.secrets_env().into(),
+            secrets(provider.name()).join(","),
+        );
+    }
     for (k, v) in extra {
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
@@ -141,14 +153,16 @@ pub fn apigw_event(
     })
 }
 
-/// Query and headers that authenticate `provider` with `secret`, signed now.
-pub fn signed(provider: &str, secret: &str) -> (String, Vec<(String, String)>) {
-    mailhooks::signing::sign(provider, secret, NOW_SECS)
+/// Query and headers that authenticate a request to `name` carrying `body`
+/// with `secret`, signed now.
+pub fn signed(name: &str, secret: &str, body: &[u8]) -> (String, Vec<(String, String)>) {
+    let signed = provider(name).sign(secret, NOW_SECS, body);
+    (signed.query, signed.headers)
 }
 
 /// A correctly signed POST of `body` to `provider`, as API Gateway delivers it.
 pub fn signed_post(provider: &str, body: &[u8]) -> lambda_http::Request {
-    let (query, headers) = signed(provider, &secrets(provider)[0]);
+    let (query, headers) = signed(provider, &secrets(provider)[0], body);
     to_request(&apigw_event(
         "POST",
         &format!("/webhooks/{provider}"),

@@ -1,6 +1,0 @@
-//! Fuzzes the engagelab parser: no panic, and every event it accepts is storable.
-#![no_main]
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    mailhooks::fuzz_support::check_parser("engagelab", data);
-});

@@ -1,0 +1,7 @@
+//! Fuzzes every provider's parser with each input: no panic, and every event a
+//! parser accepts is one DynamoDB would store (`fuzz_support::check_parser`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    mailhooks::fuzz_support::check_all_parsers(data);
+});
