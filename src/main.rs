@@ -13,7 +13,7 @@ use mailhooks::{App, Config, startup, telemetry};
 
 // mimalloc (its v2 line) instead of glibc's malloc: the event path allocates many
 // small strings and maps. CPU per event −20–25 % (benches/cpu.rs); peak RSS 14.5 →
-// 20 MB (benches/lambda.rs), where mimalloc v3 took 33 MB (README "Performance").
+// 20 MB (benches/lambda.rs), where mimalloc v3 took 33 MB (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
