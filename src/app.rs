@@ -353,4 +353,73 @@ mod tests {
         );
         assert!(query_pairs(None).is_empty());
     }
+
+    /// A provider whose authenticated `ping` bodies are control requests.
+    struct Pinging;
+
+    impl Provider for Pinging {
+        fn name(&self) -> &'static str {
+            "pinging"
+        }
+        fn secrets_env(&self) -> &'static str {
+            "PINGING_TOKENS"
+        }
+        fn control(&self, request: &Inbound<'_>) -> Option<crate::providers::Control> {
+            (request.body == b"ping").then_some(crate::providers::Control { kind: "ping" })
+        }
+        fn parse(
+            &self,
+            _body: &[u8],
+        ) -> Result<Vec<crate::EmailEvent>, crate::providers::ParseError> {
+            Err(crate::providers::ParseError::NoEvents)
+        }
+        fn local_secret(&self) -> &'static str {
+            "local-pinging-token"
+        }
+        fn refresh_sample(&self, _: &mut serde_json::Value, _: i64, _: &str) {}
+    }
+
+    /// Pure logic: a control request never reaches storage.
+    struct NoStore;
+
+    impl EventStore for NoStore {
+        async fn put_events(
+            &self,
+            _: &[crate::EmailEvent],
+            _: i64,
+        ) -> Result<PutOutcome, StoreError> {
+            Err(StoreError::Unavailable(
+                "a control request reached the store".into(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn control_requests_are_answered_after_authentication_and_store_nothing() {
+        let mut config = Config::from_lookup(|k| (k == "TABLE_NAME").then(|| "t".into())).unwrap();
+        config.secrets.insert("pinging", vec!["s".into()]);
+        let app = App::new(config, NoStore, Arc::new(crate::auth::FixedClock(0)));
+        let post = |query: &str, body: &'static [u8]| {
+            lambda_http::http::Request::builder()
+                .method("POST")
+                .uri(format!("/webhooks/pinging?{query}"))
+                .body(Body::from(body))
+                .unwrap()
+        };
+        // `process` takes the provider directly: `Pinging` is not in `ALL`.
+        let Ok(Success::Control { kind, auth }) =
+            app.process(&Pinging, &post("token=s", b"ping")).await
+        else {
+            panic!("a ping is a control request");
+        };
+        assert_eq!((kind, auth), ("ping", "token"));
+        assert!(matches!(
+            app.process(&Pinging, &post("token=wrong", b"ping")).await,
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(matches!(
+            app.process(&Pinging, &post("token=s", b"event")).await,
+            Err(Error::BadRequest(_))
+        ));
+    }
 }

@@ -77,7 +77,7 @@ fn expected_request_seeds() -> Vec<(String, Vec<u8>)> {
 fn request_seeds_are_generated_from_the_fixtures() {
     let dir = format!("{}/fuzz/seeds/request", env!("CARGO_MANIFEST_DIR"));
     let expected = expected_request_seeds();
-    if std::env::var_os("UPDATE_FUZZ_SEEDS").is_some() {
+    if std::env::var_os("UPDATE_GENERATED").is_some() {
         std::fs::create_dir_all(&dir).unwrap();
         for (name, text) in &expected {
             std::fs::write(format!("{dir}/{name}"), text).unwrap();
@@ -89,7 +89,7 @@ fn request_seeds_are_generated_from_the_fixtures() {
         .collect();
     assert!(
         on_disk == expected,
-        "fuzz/seeds/request is stale: run UPDATE_FUZZ_SEEDS=1 cargo test --test fuzz_regressions"
+        "fuzz/seeds/request is stale: run UPDATE_GENERATED=1 cargo test --test sample_events --test fuzz_regressions"
     );
 }
 

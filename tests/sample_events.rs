@@ -1,7 +1,7 @@
 //! `events/` holds one API Gateway HTTP API (v2) event per provider and event
 //! type, built from the fixtures and signed with the local development secrets.
 //! This test fails when they drift from the fixtures; regenerate them with
-//! `UPDATE_EVENTS=1 cargo test --test sample_events`. Every file is then run
+//! `UPDATE_GENERATED=1 cargo test --test sample_events --test fuzz_regressions`. Every file is then run
 //! through the real handler (with the development freshness switch, since the
 //! files carry fixed timestamps).
 
@@ -43,7 +43,7 @@ fn expected_events() -> Vec<(String, String)> {
 #[test]
 fn events_directory_matches_the_fixtures() {
     let expected = expected_events();
-    if std::env::var_os("UPDATE_EVENTS").is_some() {
+    if std::env::var_os("UPDATE_GENERATED").is_some() {
         std::fs::create_dir_all(events_dir()).unwrap();
         for (name, text) in &expected {
             std::fs::write(events_dir().join(name), text).unwrap();
@@ -59,13 +59,13 @@ fn events_directory_matches_the_fixtures() {
     names.sort();
     assert_eq!(
         on_disk, names,
-        "run UPDATE_EVENTS=1 cargo test --test sample_events"
+        "run UPDATE_GENERATED=1 cargo test --test sample_events --test fuzz_regressions"
     );
     for (name, text) in expected {
         let actual = std::fs::read_to_string(events_dir().join(&name)).unwrap();
         assert_eq!(
             actual, text,
-            "events/{name} is stale: run UPDATE_EVENTS=1 cargo test --test sample_events"
+            "events/{name} is stale: run UPDATE_GENERATED=1 cargo test --test sample_events --test fuzz_regressions"
         );
     }
 }
