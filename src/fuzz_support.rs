@@ -1,7 +1,7 @@
 //! Support for the fuzz targets (`fuzz/`) and their regression tests
-//! (`tests/fuzz_regressions.rs`): the invariants every accepted event must meet,
+//! (`tests/it/fuzz_regressions.rs`): the invariants every accepted event must meet,
 //! DynamoDB's documented rules every built item must meet ([`check_item`], also
-//! used by the property tests in `tests/item_rules.rs`), and raw request text
+//! used by the property tests in `tests/it/item_rules.rs`), and raw request text
 //! for the whole-request target.
 //!
 //! Raw request format: a request line `METHOD /path?query`, header lines

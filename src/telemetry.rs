@@ -9,7 +9,7 @@
 //! says; every other crate is capped at `debug`. The cap is decided by the
 //! event's target, not by a list of known crates: a new dependency is capped too.
 //! None of the dependencies in the build logs bodies or headers at `debug` (their
-//! `debug` lines were reviewed; `tests/runtime_logs.rs` runs the Lambda binary at
+//! `debug` lines were reviewed; `tests/it/runtime_logs.rs` runs the Lambda binary at
 //! `RUST_LOG=trace` and fails if one starts to), so `debug` stays available for
 //! diagnosing retries and connections.
 

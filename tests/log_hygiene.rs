@@ -1,9 +1,10 @@
 //! No secret, token or payload ever reaches the logs, even at `RUST_LOG=trace`,
 //! and a request value echoed in a log line is bounded. (The same through the
-//! Lambda runtime, with its dependencies' logs: `tests/runtime_logs.rs`.)
+//! Lambda runtime, with its dependencies' logs: `tests/it/runtime_logs.rs`.)
 //! Its own test binary: a thread-scoped log subscriber is only reliable when no
 //! other test in the process registers the same log call sites first.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::*;

@@ -3,9 +3,7 @@
 //! `Origin`, a cross-site `Sec-Fetch-Site`, a CORS preflight) is refused and
 //! never answered with CORS headers, while the AWS SDK and webhook senders,
 //! which send neither, keep working. Needs the `local` feature:
-//! `cargo test --features local --test local_cors`.
-
-#![cfg(feature = "local")]
+//! `cargo test --features local --test it -- local_cors::`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -2,13 +2,11 @@
 //! embedded DynamoDB API, then are read back with the `query` functions and with
 //! the built `mailhooks-cli` binary (`--endpoint` at the emulator).
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::*;
+use crate::common::*;
 use mailhooks::event::format_rfc3339_ms;
 use mailhooks::query::{EventsTable, Progress, QueryError, RenormalizeOptions, Since, Suppression};
 use serde_json::Value;

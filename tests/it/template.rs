@@ -21,10 +21,10 @@ use mailhooks::store::item::{
 };
 use serde_json::Value;
 
-const TEMPLATE: &str = include_str!("../template.yaml");
+const TEMPLATE: &str = include_str!("../../template.yaml");
 
 /// The code that prints the EMF metrics, read as text.
-const METRICS_SOURCE: &str = include_str!("../src/metrics.rs");
+const METRICS_SOURCE: &str = include_str!("../../src/metrics.rs");
 
 /// The `provider` dimension of requests to a path no provider owns (`app.rs`).
 const UNROUTED_PROVIDER: &str = "none";

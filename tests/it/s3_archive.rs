@@ -3,12 +3,10 @@
 //! started by `.ci/moto-tests.sh`) and the item points at it. Ignored by a plain
 //! `cargo test` because it needs that server.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use mailhooks::auth::FixedClock;
 use mailhooks::store::archive::{RawArchive, local_client};
 use mailhooks::store::item::{archived_raw, gunzip_raw};

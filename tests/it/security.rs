@@ -3,9 +3,7 @@
 //! Nothing is stored for any refused request. Rules particular to one ESP live in
 //! its own test file (e.g. tests/engagelab_signing.rs).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use mailhooks::providers::{AuthScheme, Provider};
 use serde_json::{Value, json};
 
@@ -66,7 +64,7 @@ async fn every_provider_refuses_missing_and_wrong_credentials_and_accepts_rotate
     let db = Emulator::start().await;
     let app = app(&db);
     for provider in provider_names() {
-        let scheme = common::provider(provider).scheme();
+        let scheme = crate::common::provider(provider).scheme();
         let stored_before = db.items().await.len();
         let (status, reply) = send(&app, provider, "", &[]).await;
         assert_eq!(status, 401, "{provider}: no credentials");
@@ -114,7 +112,7 @@ async fn every_provider_refuses_a_tampered_credential() {
     let app = app(&db);
     for provider in provider_names() {
         let (query, mut headers) = credentials(provider, &secrets(provider)[0]);
-        let query = tamper(common::provider(provider), &query, &mut headers);
+        let query = tamper(crate::common::provider(provider), &query, &mut headers);
         let (status, _) = send(&app, provider, &query, &headers).await;
         assert_eq!(status, 401, "{provider}");
     }

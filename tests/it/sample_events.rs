@@ -1,15 +1,13 @@
 //! `events/` holds one API Gateway HTTP API (v2) event per provider and event
 //! type, built from the fixtures and signed with the local development secrets.
 //! This test fails when they drift from the fixtures; regenerate them with
-//! `UPDATE_GENERATED=1 cargo test --test sample_events --test fuzz_regressions`. Every file is then run
+//! `UPDATE_GENERATED=1 cargo test --test it -- sample_events:: fuzz_regressions::`. Every file is then run
 //! through the real handler (with the development freshness switch, since the
 //! files carry fixed timestamps).
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
@@ -59,13 +57,13 @@ fn events_directory_matches_the_fixtures() {
     names.sort();
     assert_eq!(
         on_disk, names,
-        "run UPDATE_GENERATED=1 cargo test --test sample_events --test fuzz_regressions"
+        "run UPDATE_GENERATED=1 cargo test --test it -- sample_events:: fuzz_regressions::"
     );
     for (name, text) in expected {
         let actual = std::fs::read_to_string(events_dir().join(&name)).unwrap();
         assert_eq!(
             actual, text,
-            "events/{name} is stale: run UPDATE_GENERATED=1 cargo test --test sample_events --test fuzz_regressions"
+            "events/{name} is stale: run UPDATE_GENERATED=1 cargo test --test it -- sample_events:: fuzz_regressions::"
         );
     }
 }

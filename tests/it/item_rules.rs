@@ -6,12 +6,10 @@
 //! fuzz request target applies too); end-to-end tests send the poison events of
 //! issue 10 through the handler into the emulator.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::*;
+use crate::common::*;
 use mailhooks::event::{BounceType, EmailEvent, EventType};
 use mailhooks::fuzz_support::check_item;
 use mailhooks::store::item::{self, ArchivedRaw};

@@ -3,13 +3,11 @@
 //! must retry, 2xx only when every event is durable), what is in the table
 //! afterwards, and that the provider's retry ends with exactly the right items.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::faults::FaultyStore;
-use common::*;
+use crate::common::faults::FaultyStore;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// The function's timeout (template.yaml): every answer must come before it.

@@ -2,11 +2,9 @@
 //! `fuzz/run.sh`, plus hand-picked nasty inputs) and the request seeds on every
 //! `cargo test`: none may panic, and every request gets a known status.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 
 fn inputs(dir: &str) -> Vec<(String, Vec<u8>)> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -89,7 +87,7 @@ fn request_seeds_are_generated_from_the_fixtures() {
         .collect();
     assert!(
         on_disk == expected,
-        "fuzz/seeds/request is stale: run UPDATE_GENERATED=1 cargo test --test sample_events --test fuzz_regressions"
+        "fuzz/seeds/request is stale: run UPDATE_GENERATED=1 cargo test --test it -- sample_events:: fuzz_regressions::"
     );
 }
 

@@ -4,8 +4,6 @@
 //! hyper) log. `tests/log_hygiene.rs` calls the handler directly and cannot see
 //! what the runtime logs around it.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -19,7 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use base64::Engine;
-use common::{Emulator, TABLE, apigw_event, fixture, provider_names};
+use crate::common::{Emulator, TABLE, apigw_event, fixture, provider_names};
 use mailhooks::providers::engagelab::hmac_signature;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot};

@@ -1,9 +1,7 @@
 //! End to end: API Gateway events through the real handler into a real
 //! DynamoDB API (in-process emulator), read back from the table.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]

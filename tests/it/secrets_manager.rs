@@ -3,10 +3,8 @@
 //! authenticate a webhook end to end. Ignored by a plain `cargo test` because
 //! it needs that server: `bash .ci/moto-tests.sh` runs it.
 
-mod common;
-
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-use common::*;
+use crate::common::*;
 use mailhooks::secrets::{self, SecretsError};
 
 fn client(endpoint: &str) -> aws_sdk_secretsmanager::Client {

@@ -1,8 +1,6 @@
 //! Bad input gets a precise status and a JSON error, and nothing is stored.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 async fn post(provider: &str, body: &[u8]) -> (u16, serde_json::Value, usize) {
     let db = Emulator::start().await;

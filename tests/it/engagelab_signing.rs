@@ -2,9 +2,7 @@
 //! (tests/security.rs): both documented algorithms, timestamp units, malformed
 //! and mismatched timestamps, and the `itime` variant's window.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use mailhooks::providers::engagelab::{hmac_signature, md5_signature};
 use serde_json::Value;
 

@@ -1,0 +1,26 @@
+//! The integration tests: one test crate, one binary (it links the AWS SDK and the
+//! embedded store once, not once per file). `cargo test --test it <module>::` runs
+//! one module, e.g. `cargo test --test it security::`. The log-capture test stays a
+//! binary of its own (tests/log_hygiene.rs): a thread-scoped log subscriber is only
+//! reliable when no other test in the process registers the same log call sites first.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod docs;
+mod engagelab_signing;
+mod faults;
+mod fuzz_regressions;
+mod ingest;
+mod item_rules;
+#[cfg(feature = "local")]
+mod local_cors;
+mod ordering;
+mod runtime_logs;
+mod s3_archive;
+mod sample_events;
+mod secrets_manager;
+mod security;
+mod stable_keys;
+mod template;
