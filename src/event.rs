@@ -182,8 +182,10 @@ impl EmailEvent {
 
     /// The DynamoDB sort key: `<RFC 3339 UTC ms>#<event_type>#<8 hex content hash>`.
     ///
-    /// Events of one message sort by time; two events in the same millisecond
-    /// differ by type or hash; a provider retry of the same event gives the same key.
+    /// The table's layout belongs to the store: `store::codec::sort_key` is the
+    /// definition the store writes with, and a codec test pins that the two agree.
+    /// This copy stays for the callers outside the store (provider tests, tools)
+    /// until they move to the codec.
     pub fn sort_key(&self) -> String {
         format!(
             "{}#{}#{}",

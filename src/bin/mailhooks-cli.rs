@@ -3,11 +3,11 @@
 //! with the current provider code.
 //!
 //! ```text
-//! mailhooks-cli [--table NAME] [--local | --endpoint URL] [--page-size N] <command>
-//!   timeline <message-id> [--json]
-//!   recipient <address> [--since TIME] [--json]
-//!   suppressions [--since TIME] [--json]
-//!   renormalize [--provider NAME] [--since TIME] [--apply] [--json]
+//! mailhooks-cli [--table NAME] [--local | --endpoint URL] [--page-size N] [--json] <command>
+//!   timeline <message-id>
+//!   recipient <address> [--since TIME]
+//!   suppressions [--since TIME]
+//!   renormalize [--provider NAME] [--since TIME] [--apply]
 //! ```
 //!
 //! Exit status: 0 done, 1 the command failed, 2 the arguments are wrong.
@@ -18,12 +18,13 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::ProvideCredentials;
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use mailhooks::query::{
-    EventsTable, Progress, QueryError, RenormalizeOptions, RenormalizeReport, Since, StoredEvent,
-    Suppression, Timeline, error_chain,
+use mailhooks::read::{
+    EventsTable, QueryError, Since, StoredEvent, Suppression, Timeline, error_chain,
 };
-use mailhooks::store::dynamodb;
+use mailhooks::renormalize::{Progress, RenormalizeOptions, RenormalizeReport};
+use mailhooks::store::sdk;
 use serde_json::json;
 
 const DEFAULT_TABLE: &str = "mailhooks-events";
@@ -36,27 +37,82 @@ const MAX_CELL_CHARS: usize = 100;
 /// Most frequent changes shown per field in the renormalize summary.
 const CHANGES_SHOWN: usize = 3;
 
-const USAGE: &str = "usage: mailhooks-cli [options] <command>
+/// Reads the mailhooks events table: one message's timeline, one address's
+/// events, the suppression list; and re-normalizes stored events with the
+/// current provider code.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailhooks-cli",
+    version,
+    after_help = "Exit status: 0 done, 1 the command failed, 2 the arguments are wrong."
+)]
+struct Cli {
+    #[command(flatten)]
+    table: TableArgs,
+    #[command(subcommand)]
+    command: CommandArgs,
+}
 
-commands:
-  timeline <message-id>     every event of one message in time order, and its current status
-  recipient <address>       every event for one address, across messages and providers
-  suppressions              the addresses not to mail again (hard bounce, complaint, unsubscribe)
-  renormalize               re-run the current normalizers over the stored raw payloads;
-                            a dry run unless --apply
+/// Where the table is and how to print; accepted before or after the command.
+#[derive(Debug, Args)]
+struct TableArgs {
+    /// The events table [default: $TABLE_NAME, else mailhooks-events]
+    #[arg(long, global = true, value_name = "NAME")]
+    table: Option<String>,
+    /// The local run command's store (http://127.0.0.1:8000)
+    #[arg(long, global = true, conflicts_with = "endpoint")]
+    local: bool,
+    /// Another plain-http DynamoDB endpoint (without this or --local: the usual
+    /// AWS configuration, AWS_ENDPOINT_URL_DYNAMODB included)
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint: Option<String>,
+    /// Items per DynamoDB page [default: DynamoDB's 1 MB pages]
+    #[arg(long, global = true, value_name = "N")]
+    page_size: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long, global = true)]
+    json: bool,
+}
 
-options:
-  --table NAME              the events table (default: $TABLE_NAME, else mailhooks-events)
-  --local                   the local run command's store (http://127.0.0.1:8000)
-  --endpoint URL            another plain-http DynamoDB endpoint
-                            (without either: the usual AWS configuration, AWS_ENDPOINT_URL_DYNAMODB included)
-  --since TIME              recipient, suppressions, renormalize: events at or after TIME
-                            (RFC 3339, e.g. 2026-11-22T10:15:30Z, or a date, 2026-11-22)
-  --provider NAME           renormalize: only this provider's events
-  --apply                   renormalize: rewrite the stale items
-  --json                    print JSON instead of a table
-  --page-size N             items per DynamoDB page (default: DynamoDB's 1 MB pages)
-  -h, --help                this text";
+/// `--since`, for the commands that take it.
+#[derive(Debug, Args)]
+struct SinceArg {
+    /// Only events at or after TIME (RFC 3339, e.g. 2026-11-22T10:15:30Z, or a date, 2026-11-22)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum CommandArgs {
+    /// Every event of one message in time order, and its current status
+    Timeline {
+        /// The provider's per-recipient message id
+        message_id: String,
+    },
+    /// Every event for one address, across messages and providers
+    Recipient {
+        /// The address (any case)
+        address: String,
+        #[command(flatten)]
+        since: SinceArg,
+    },
+    /// The addresses not to mail again (hard bounce, complaint, unsubscribe)
+    Suppressions {
+        #[command(flatten)]
+        since: SinceArg,
+    },
+    /// Re-run the current normalizers over the stored raw payloads; a dry run unless --apply
+    Renormalize {
+        /// Only this provider's events
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+        /// Rewrite the stale items
+        #[arg(long)]
+        apply: bool,
+        #[command(flatten)]
+        since: SinceArg,
+    },
+}
 
 /// Which command to run, with its argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,17 +121,6 @@ enum Command {
     Recipient(String),
     Suppressions,
     Renormalize,
-}
-
-impl Command {
-    fn name(&self) -> &'static str {
-        match self {
-            Command::Timeline(_) => "timeline",
-            Command::Recipient(_) => "recipient",
-            Command::Suppressions => "suppressions",
-            Command::Renormalize => "renormalize",
-        }
-    }
 }
 
 /// Where DynamoDB is.
@@ -101,7 +146,8 @@ struct Options {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Parsed {
-    Help,
+    /// Help or version text, for stdout.
+    Show(String),
     Run(Options),
 }
 
@@ -124,9 +170,11 @@ impl From<QueryError> for CliError {
 async fn main() -> ExitCode {
     let table_env = std::env::var("TABLE_NAME").ok().filter(|t| !t.is_empty());
     let options = match parse_args(std::env::args().skip(1), table_env) {
-        Ok(Parsed::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
+        Ok(Parsed::Show(text)) => {
+            return match print(&text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
         }
         Ok(Parsed::Run(options)) => options,
         Err(problem) => {
@@ -151,52 +199,91 @@ fn parse_args(
     args: impl IntoIterator<Item = String>,
     table_env: Option<String>,
 ) -> Result<Parsed, String> {
-    let mut words = Vec::new();
-    let mut table = table_env;
-    let mut endpoint = Endpoint::Aws;
-    let mut page_size = None;
-    let mut json = false;
-    let mut since = None;
-    let mut provider = None;
-    let mut apply = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--table" => table = Some(value("--table")?),
-            "--local" => endpoint = choose_endpoint(&endpoint, LOCAL_ENDPOINT)?,
-            "--endpoint" => endpoint = choose_endpoint(&endpoint, &value("--endpoint")?)?,
-            "--page-size" => page_size = Some(parse_page_size(&value("--page-size")?)?),
-            "--json" => json = true,
-            "--since" => {
-                since = Some(Since::parse(&value("--since")?).map_err(|e| format!("--since: {e}"))?)
-            }
-            "--provider" => provider = Some(value("--provider")?),
-            "--apply" => apply = true,
-            option if option.starts_with('-') => return Err(format!("unknown option {option}")),
-            _ => words.push(arg),
+    let argv = std::iter::once("mailhooks-cli".to_owned()).chain(args);
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => options(cli, table_env).map(Parsed::Run),
+        Err(err) if !err.use_stderr() => Ok(Parsed::Show(err.to_string())),
+        Err(err)
+            if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            Err("no command given".to_owned())
         }
+        Err(err) => Err(clap_problem(&err)),
     }
-    let options = Options {
-        command: parse_command(words)?,
-        table: table.unwrap_or_else(|| DEFAULT_TABLE.to_owned()),
+}
+
+/// clap's message on one line: its text up to the usage and tips that follow
+/// the first blank line, without the `error:` prefix we add back.
+fn clap_problem(err: &clap::Error) -> String {
+    let text = err.to_string();
+    let first_paragraph: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = first_paragraph.join(" ");
+    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
+}
+
+/// Checks the values clap leaves to us and resolves the defaults.
+fn options(cli: Cli, table_env: Option<String>) -> Result<Options, String> {
+    let TableArgs {
+        table,
+        local,
+        endpoint,
+        page_size,
+        json,
+    } = cli.table;
+    let endpoint = match (local, endpoint) {
+        (true, _) => Endpoint::Plain(LOCAL_ENDPOINT.to_owned()),
+        (false, Some(url)) => plain_endpoint(&url)?,
+        (false, None) => Endpoint::Aws,
+    };
+    let page_size = page_size.as_deref().map(parse_page_size).transpose()?;
+    let (command, since, provider, apply) = match cli.command {
+        CommandArgs::Timeline { message_id } => {
+            let id = required(message_id, "timeline needs a message id")?;
+            (Command::Timeline(id), None, None, false)
+        }
+        CommandArgs::Recipient { address, since } => {
+            let address = required(address, "recipient needs an address")?;
+            (Command::Recipient(address), since.since, None, false)
+        }
+        CommandArgs::Suppressions { since } => (Command::Suppressions, since.since, None, false),
+        CommandArgs::Renormalize {
+            provider,
+            apply,
+            since,
+        } => (Command::Renormalize, since.since, provider, apply),
+    };
+    let since = since
+        .map(|text| Since::parse(&text).map_err(|e| format!("--since: {e}")))
+        .transpose()?;
+    Ok(Options {
+        command,
+        table: table
+            .or(table_env)
+            .unwrap_or_else(|| DEFAULT_TABLE.to_owned()),
         endpoint,
         page_size,
         json,
         since,
         provider,
         apply,
-    };
-    check_options_fit(&options)?;
-    Ok(Parsed::Run(options))
+    })
 }
 
-/// `--local` and `--endpoint` name one endpoint; only plain HTTP is supported here.
-fn choose_endpoint(current: &Endpoint, url: &str) -> Result<Endpoint, String> {
-    if *current != Endpoint::Aws {
-        return Err("give --local or --endpoint once".to_owned());
+/// A positional argument that must not be blank.
+fn required(value: String, problem: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err(problem.to_owned())
+    } else {
+        Ok(value)
     }
+}
+
+/// Only plain HTTP is supported with `--endpoint`.
+fn plain_endpoint(url: &str) -> Result<Endpoint, String> {
     if !url.starts_with("http://") {
         return Err(format!(
             "--endpoint {url}: expected a plain http:// URL (for an https endpoint set AWS_ENDPOINT_URL_DYNAMODB)"
@@ -210,51 +297,6 @@ fn parse_page_size(text: &str) -> Result<i32, String> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or(format!("--page-size {text}: expected a positive number"))
-}
-
-fn parse_command(words: Vec<String>) -> Result<Command, String> {
-    let mut words = words.into_iter();
-    let name = words.next().ok_or("no command given")?;
-    let argument = words.next().filter(|a| !a.trim().is_empty());
-    let command = match (name.as_str(), argument) {
-        ("timeline", Some(message_id)) => Command::Timeline(message_id),
-        ("timeline", None) => return Err("timeline needs a message id".to_owned()),
-        ("recipient", Some(address)) => Command::Recipient(address),
-        ("recipient", None) => return Err("recipient needs an address".to_owned()),
-        ("suppressions", None) => Command::Suppressions,
-        ("renormalize", None) => Command::Renormalize,
-        ("suppressions" | "renormalize", Some(extra)) => {
-            return Err(format!("unexpected argument {extra}"));
-        }
-        (other, _) => return Err(format!("unknown command {other}")),
-    };
-    match words.next() {
-        Some(extra) => Err(format!("unexpected argument {extra}")),
-        None => Ok(command),
-    }
-}
-
-/// Refuses options that the command would silently ignore.
-fn check_options_fit(options: &Options) -> Result<(), String> {
-    let renormalize = options.command == Command::Renormalize;
-    let misfit = [
-        (
-            "--since",
-            options.since.is_some(),
-            !matches!(options.command, Command::Timeline(_)),
-        ),
-        ("--provider", options.provider.is_some(), renormalize),
-        ("--apply", options.apply, renormalize),
-    ]
-    .into_iter()
-    .find(|(_, given, fits)| *given && !fits);
-    match misfit {
-        Some((option, _, _)) => Err(format!(
-            "{option} does not apply to {}",
-            options.command.name()
-        )),
-        None => Ok(()),
-    }
 }
 
 /// Runs the command; returns what to print.
@@ -291,7 +333,7 @@ async fn run(options: &Options) -> Result<String, CliError> {
 
 async fn client(endpoint: &Endpoint) -> Result<Client, CliError> {
     match endpoint {
-        Endpoint::Plain(url) => Ok(dynamodb::local_client(url, OPERATION_TIMEOUT)),
+        Endpoint::Plain(url) => Ok(sdk::local_client(url, OPERATION_TIMEOUT)),
         Endpoint::Aws => aws_client().await,
     }
 }
@@ -300,7 +342,7 @@ async fn client(endpoint: &Endpoint) -> Result<Client, CliError> {
 /// region and that its credentials resolve (so a missing one is named, not
 /// buried in a request failure).
 async fn aws_client() -> Result<Client, CliError> {
-    let config = dynamodb::sdk_config_from_env(OPERATION_TIMEOUT).await;
+    let config = sdk::sdk_config_from_env(OPERATION_TIMEOUT).await;
     if config.region().is_none() {
         return Err(CliError::NoRegion);
     }
@@ -404,7 +446,7 @@ fn render_timeline(timeline: &Timeline) -> String {
             vec![
                 e.time.clone(),
                 e.provider.clone(),
-                e.event_type.clone(),
+                e.event_type.as_str().to_owned(),
                 recipient,
                 e.detail(),
             ]
@@ -431,7 +473,7 @@ fn render_recipient(address: &str, since: Option<&Since>, events: &[StoredEvent]
             vec![
                 e.time.clone(),
                 e.provider.clone(),
-                e.event_type.clone(),
+                e.event_type.as_str().to_owned(),
                 message_id,
                 e.detail(),
             ]
@@ -462,7 +504,7 @@ fn render_suppressions(since: Option<&Since>, list: &[Suppression]) -> String {
                 s.reason.clone(),
                 e.time.clone(),
                 e.provider.clone(),
-                e.event_type.clone(),
+                e.event_type.as_str().to_owned(),
                 e.message_id.clone(),
                 e.detail(),
             ]
@@ -676,6 +718,12 @@ mod tests {
         assert_eq!(o.provider.as_deref(), Some("uspeedo"));
         assert_eq!(o.endpoint, Endpoint::Aws);
         assert_eq!(o.table, DEFAULT_TABLE);
+        let o = options(&["recipient", "a@x.com", "--since", "2026-01-01"]);
+        assert_eq!(o.command, Command::Recipient("a@x.com".into()));
+        assert_eq!(
+            o.since.as_ref().map(Since::as_str),
+            Some("2026-01-01T00:00:00.000Z")
+        );
     }
 
     #[test]
@@ -692,44 +740,73 @@ mod tests {
     }
 
     #[test]
-    fn mistakes_are_named() {
+    fn mistakes_are_named_on_one_line() {
+        // Checked by us: the same words as before clap.
         for (args, problem) in [
-            (&["timeline"][..], "timeline needs a message id"),
-            (&["recipient", " "], "recipient needs an address"),
-            (&["suppressions", "x"], "unexpected argument x"),
-            (&["timeline", "a", "b"], "unexpected argument b"),
-            (&["purge"], "unknown command purge"),
+            (&["recipient", " "][..], "recipient needs an address"),
+            (&["timeline", ""], "timeline needs a message id"),
             (&[], "no command given"),
-            (
-                &["timeline", "m", "--since", "2026-01-01"],
-                "--since does not apply to timeline",
-            ),
-            (
-                &["suppressions", "--apply"],
-                "--apply does not apply to suppressions",
-            ),
-            (
-                &["recipient", "a@x.com", "--provider", "tencent"],
-                "--provider does not apply to recipient",
-            ),
-            (&["suppressions", "--verbose"], "unknown option --verbose"),
             (
                 &["suppressions", "--page-size", "0"],
                 "--page-size 0: expected a positive number",
             ),
-            (&["suppressions", "--table"], "--table needs a value"),
-            (
-                &["suppressions", "--local", "--endpoint", "http://x"],
-                "give --local or --endpoint once",
-            ),
         ] {
             assert_eq!(parse(args), Err(problem.to_owned()), "{args:?}");
+        }
+        // Checked by clap: its words, naming the culprit.
+        for (args, culprit) in [
+            (&["timeline"][..], "<MESSAGE_ID>"),
+            (&["suppressions", "x"], "'x'"),
+            (&["timeline", "a", "b"], "'b'"),
+            (&["purge"], "'purge'"),
+            (&["timeline", "m", "--since", "2026-01-01"], "'--since'"),
+            (&["suppressions", "--apply"], "'--apply'"),
+            (
+                &["recipient", "a@x.com", "--provider", "tencent"],
+                "'--provider'",
+            ),
+            (&["suppressions", "--verbose"], "'--verbose'"),
+            (&["suppressions", "--table"], "'--table <NAME>'"),
+            (
+                &["suppressions", "--local", "--endpoint", "http://x"],
+                "'--local'",
+            ),
+        ] {
+            let problem = parse(args).expect_err("refused");
+            assert!(problem.contains(culprit), "{args:?}: {problem}");
+            assert!(
+                !problem.contains('\n') && !problem.starts_with("error"),
+                "{problem}"
+            );
         }
         let since = parse(&["suppressions", "--since", "last week"]);
         assert!(since.is_err_and(|e| e.starts_with("--since: cannot read \"last week\"")));
         let https = parse(&["suppressions", "--endpoint", "https://dynamodb.example"]);
         assert!(https.is_err_and(|e| e.contains("expected a plain http:// URL")));
-        assert_eq!(parse(&["timeline", "--help"]), Ok(Parsed::Help));
+    }
+
+    #[test]
+    fn help_and_version_go_to_stdout() {
+        let Ok(Parsed::Show(help)) = parse(&["--help"]) else {
+            panic!("--help shows the help");
+        };
+        for command in ["timeline", "recipient", "suppressions", "renormalize"] {
+            assert!(help.contains(command), "{help}");
+        }
+        let Ok(Parsed::Show(own)) = parse(&["timeline", "--help"]) else {
+            panic!("each command has its help");
+        };
+        assert!(
+            own.contains("<MESSAGE_ID>") && !own.contains("--apply"),
+            "{own}"
+        );
+        assert_eq!(
+            parse(&["--version"]),
+            Ok(Parsed::Show(format!(
+                "mailhooks-cli {}\n",
+                env!("CARGO_PKG_VERSION")
+            )))
+        );
     }
 
     #[test]

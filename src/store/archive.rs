@@ -3,16 +3,13 @@
 //! the item that points at it, and its key derives from the event key, so a
 //! provider retry overwrites the same object and nothing ever dangles.
 
-use std::time::Duration;
-
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
-use super::dynamodb::{classify, timeouts};
-use super::item::{ArchivedRaw, gzip_raw};
+use super::codec::{self, ArchivedRaw, gzip_raw};
+use super::errors::store_error;
 use crate::event::EmailEvent;
 
 /// An S3 bucket holding large raw payloads under `raw/`.
@@ -27,7 +24,7 @@ pub fn object_key(event: &EmailEvent) -> String {
     let mut hasher = Sha256::new();
     hasher.update(event.message_id.as_bytes());
     hasher.update([0]);
-    hasher.update(event.sort_key().as_bytes());
+    hasher.update(codec::sort_key(event).as_bytes());
     format!(
         "raw/{}/{}.json.gz",
         event.provider,
@@ -57,7 +54,7 @@ impl RawArchive {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(store_error)?;
         Ok(ArchivedRaw {
             bucket: self.bucket.clone(),
             key,
@@ -66,28 +63,8 @@ impl RawArchive {
     }
 }
 
-/// An S3 client for a local S3-compatible endpoint over plain HTTP (path-style
-/// addressing, placeholder credentials): the tests and local tools.
-pub fn local_client(endpoint: &str, operation_timeout: Duration) -> Client {
-    let (retry, timeout) = timeouts(operation_timeout);
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "mailhooks-local",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(retry)
-        .timeout_config(timeout)
-        .build();
-    Client::from_conf(config)
-}
+/// Where the local S3 client used to live; kept for callers outside the store.
+pub use super::sdk::local_s3_client as local_client;
 
 #[cfg(test)]
 mod tests {

@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, Wri
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::StoreError;
-use super::dynamodb::classify;
-use super::item::{PARTITION_KEY, SORT_KEY};
+use super::codec::{PARTITION_KEY, SORT_KEY};
+use super::errors::store_error;
 
 /// Requests with more events than this take the batch path.
 pub const BATCH_THRESHOLD: usize = 25;
@@ -114,7 +114,7 @@ async fn get_once(
         .request_items(table, request)
         .send()
         .await
-        .map_err(classify)?;
+        .map_err(store_error)?;
     let found = output
         .responses()
         .and_then(|r| r.get(table))
@@ -175,7 +175,7 @@ async fn write_once(
         .request_items(table, requests)
         .send()
         .await
-        .map_err(classify)?;
+        .map_err(store_error)?;
     let unprocessed = output
         .unprocessed_items()
         .and_then(|u| u.get(table))

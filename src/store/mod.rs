@@ -1,9 +1,21 @@
 //! Event storage: the [`EventStore`] trait and its DynamoDB implementation.
+//!
+//! - [`codec`]: the table's item layout, `encode` / `decode`;
+//! - [`dynamodb`]: the [`EventStore`] implementation (conditional puts);
+//! - [`batch`]: its batch path for large requests;
+//! - [`archive`]: raw payloads too large for their item, in S3;
+//! - [`errors`]: the one classification of SDK failures (write and read side);
+//! - [`sdk`]: SDK configuration and the local emulator clients;
+//! - [`table`]: the table schema (local runs, tests, benches).
 
 pub mod archive;
 pub mod batch;
+pub mod codec;
 pub mod dynamodb;
+pub mod errors;
 pub mod item;
+pub mod sdk;
+pub mod table;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,5 +1,5 @@
 //! mailhooks-cli end to end: fixture events go through the real handler into the
-//! embedded DynamoDB API, then are read back with the `query` functions and with
+//! embedded DynamoDB API, then are read back with the `read` functions and with
 //! the built `mailhooks-cli` binary (`--endpoint` at the emulator).
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,7 +8,8 @@ use std::process::Command;
 use aws_sdk_dynamodb::types::AttributeValue;
 use crate::common::*;
 use mailhooks::event::format_rfc3339_ms;
-use mailhooks::query::{EventsTable, Progress, QueryError, RenormalizeOptions, Since, Suppression};
+use mailhooks::read::{EventsTable, QueryError, Since, Suppression};
+use mailhooks::renormalize::{Progress, RenormalizeOptions};
 use serde_json::Value;
 
 type Item = HashMap<String, AttributeValue>;
@@ -779,4 +780,49 @@ async fn renormalize_of_fresh_items_changes_nothing_and_honours_its_filters() {
     assert_eq!(value["scanned"], engagelab_items);
     assert_eq!(value["changed"], 0);
     assert_eq!(value["written"], Value::Null);
+}
+
+#[tokio::test]
+async fn help_and_version_print_to_stdout_and_exit_0() {
+    let run = run_binary(vec!["--help".into()], &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stderr, "");
+    for command in ["timeline", "recipient", "suppressions", "renormalize"] {
+        assert!(run.stdout.contains(command), "{}", run.stdout);
+    }
+
+    let run = run_binary(vec!["renormalize".into(), "--help".into()], &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("--apply") && run.stdout.contains("--provider"),
+        "each command has its own help: {}",
+        run.stdout
+    );
+
+    let run = run_binary(vec!["--version".into()], &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        format!("mailhooks-cli {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
+async fn wrong_arguments_exit_2_with_one_line() {
+    for args in [
+        &["suppressions", "--verbose"][..],
+        &["purge"],
+        &[],
+        &["timeline"],
+    ] {
+        let run = run_binary(args.iter().map(|a| (*a).to_owned()).collect(), &[]).await;
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.starts_with("error: ") && run.stderr.contains("--help"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, "");
+    }
 }
