@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mailhooks::auth::{FixedClock, Freshness};
 use mailhooks::metrics::{RequestMetrics, emf_lines};
 use mailhooks::providers::{self, AuthContext, Inbound};
-use mailhooks::store::item;
+use mailhooks::store::codec;
 use serde_json::{Value, json};
 
 // The Lambda binary's allocator (src/main.rs), so the figures are the function's.
@@ -80,7 +80,7 @@ fn process(case: &Case) -> usize {
     };
     events
         .iter()
-        .map(|e| black_box(item::build(e, NOW_SECS * 1000, Some(30))).len())
+        .map(|e| black_box(codec::encode(e, NOW_SECS * 1000, Some(30))).len())
         .sum()
 }
 

@@ -23,7 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mailhooks::local_server::{LocalOptions, start};
-use mailhooks::store::item::{self, PARTITION_KEY, SORT_KEY};
+use mailhooks::store::codec::{self, PARTITION_KEY, SORT_KEY};
 use serde_json::{Value, json};
 
 // The Lambda binary's allocator (src/main.rs), so the handler costs what it does there.
@@ -70,7 +70,7 @@ fn items_of(body: &[u8]) -> Vec<Item> {
         .and_then(|p| p.parse(body).ok())
         .unwrap_or_default()
         .iter()
-        .map(|e| item::build(e, now_secs() * 1000, None))
+        .map(|e| codec::encode(e, now_secs() * 1000, None))
         .collect()
 }
 

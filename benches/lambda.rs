@@ -24,7 +24,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
-use mailhooks::store::{dynamodb, item};
+use mailhooks::store::{codec, sdk, table};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -313,8 +313,8 @@ async fn main() {
         listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
     );
     tokio::spawn(dynoxide::server::serve_on(listener, db));
-    let client = dynamodb::local_client(&dynamodb_url, Duration::from_secs(10));
-    dynamodb::create_table(&client, TABLE)
+    let client = sdk::local_client(&dynamodb_url, Duration::from_secs(10));
+    table::create_table(&client, TABLE)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -397,7 +397,7 @@ async fn main() {
     for i in 0..1000 {
         let mut event = template.clone();
         event.message_id = format!("floor-{i}");
-        let item = item::build(&event, now_ms(), None);
+        let item = codec::encode(&event, now_ms(), None);
         let started = Instant::now();
         let put = client
             .put_item()

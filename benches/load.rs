@@ -100,7 +100,10 @@ fn expected_keys(requests: &[(&'static str, Vec<u8>)]) -> HashSet<(String, Strin
     for (provider, body) in requests {
         if let Some(p) = mailhooks::providers::by_name(provider) {
             for event in p.parse(body).unwrap_or_default() {
-                keys.insert((event.message_id.clone(), event.sort_key()));
+                keys.insert((
+                    event.message_id.clone(),
+                    mailhooks::store::codec::sort_key(&event),
+                ));
             }
         }
     }

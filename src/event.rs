@@ -180,21 +180,6 @@ impl EmailEvent {
         }
     }
 
-    /// The DynamoDB sort key: `<RFC 3339 UTC ms>#<event_type>#<8 hex content hash>`.
-    ///
-    /// The table's layout belongs to the store: `store::codec::sort_key` is the
-    /// definition the store writes with, and a codec test pins that the two agree.
-    /// This copy stays for the callers outside the store (provider tests, tools)
-    /// until they move to the codec.
-    pub fn sort_key(&self) -> String {
-        format!(
-            "{}#{}#{}",
-            format_rfc3339_ms(self.event_time_ms),
-            self.event_type.as_str(),
-            self.content_hash()
-        )
-    }
-
     /// First 8 hex digits of SHA-256 over what identifies this event.
     ///
     /// The raw JSON is canonical, so a retry that re-serializes the same event
@@ -351,24 +336,21 @@ mod tests {
     }
 
     #[test]
-    fn sort_key_is_time_type_and_hash() {
-        let key = sample().sort_key();
-        let parts: Vec<&str> = key.split('#').collect();
-        assert_eq!(parts[0], "2023-11-14T22:13:20.123Z");
-        assert_eq!(parts[1], "clicked");
-        assert_eq!(parts[2].len(), 8);
-        assert!(parts[2].chars().all(|c| c.is_ascii_hexdigit()));
+    fn content_hash_is_eight_hex_digits() {
+        let hash = sample().content_hash();
+        assert_eq!(hash.len(), 8);
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
     }
 
     #[test]
-    fn same_event_same_key_different_content_different_key() {
+    fn same_event_same_hash_different_content_different_hash() {
         let a = sample();
-        assert_eq!(a.sort_key(), sample().sort_key());
+        assert_eq!(a.content_hash(), sample().content_hash());
         let mut other_raw = sample();
         other_raw.raw = r#"{"a":2}"#.into();
-        assert_ne!(a.sort_key(), other_raw.sort_key());
+        assert_ne!(a.content_hash(), other_raw.content_hash());
         let mut other_recipient = sample();
         other_recipient.recipient = Some("x@example.com".into());
-        assert_ne!(a.sort_key(), other_recipient.sort_key());
+        assert_ne!(a.content_hash(), other_recipient.content_hash());
     }
 }

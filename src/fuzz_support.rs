@@ -14,7 +14,7 @@ use lambda_http::{Body, Request};
 
 use crate::event::EmailEvent;
 use crate::providers;
-use crate::store::item;
+use crate::store::codec;
 
 /// [`check_parser`] for every registered provider: one input, every parser.
 pub fn check_all_parsers(data: &[u8]) {
@@ -36,9 +36,9 @@ pub fn check_parser(provider: &str, data: &[u8]) {
     assert!(!events.is_empty(), "accepted a body with no event");
     for event in &events {
         assert!(!event.message_id.is_empty(), "empty message id");
-        let key = event.sort_key();
+        let key = codec::sort_key(event);
         assert_eq!(key.split('#').count(), 3, "sort key {key}");
-        let built = item::build(event, 0, Some(30));
+        let built = codec::encode(event, 0, Some(30));
         if let Err(broken) = check_item(event, &built) {
             panic!("item DynamoDB would refuse: {broken}");
         }
@@ -67,10 +67,10 @@ pub fn check_item(
     item: &HashMap<String, AttributeValue>,
 ) -> Result<(), String> {
     let keys = [
-        (item::PARTITION_KEY, item::MAX_PARTITION_KEY_BYTES, true),
-        (item::SORT_KEY, item::MAX_SORT_KEY_BYTES, true),
-        (item::RECIPIENT, item::MAX_PARTITION_KEY_BYTES, false),
-        (item::SUPPRESSION, item::MAX_PARTITION_KEY_BYTES, false),
+        (codec::PARTITION_KEY, codec::MAX_PARTITION_KEY_BYTES, true),
+        (codec::SORT_KEY, codec::MAX_SORT_KEY_BYTES, true),
+        (codec::RECIPIENT, codec::MAX_PARTITION_KEY_BYTES, false),
+        (codec::SUPPRESSION, codec::MAX_PARTITION_KEY_BYTES, false),
     ];
     for (name, max, required) in keys {
         match item.get(name) {
@@ -92,10 +92,10 @@ pub fn check_item(
         check_value(value, 1).map_err(|e| format!("attribute {}: {e}", printable(name)))?;
         size += name.len() + documented_size(value);
     }
-    if size > item::MAX_ITEM_BYTES {
+    if size > codec::MAX_ITEM_BYTES {
         return Err(format!(
             "item of {size} bytes (max {})",
-            item::MAX_ITEM_BYTES
+            codec::MAX_ITEM_BYTES
         ));
     }
     let truncated = item.get("fields_truncated") == Some(&AttributeValue::Bool(true));
@@ -288,7 +288,7 @@ mod tests {
             "{}".into(),
         );
         event.metadata.insert("a".into(), "1".into());
-        let good = item::build(&event, 0, None);
+        let good = codec::encode(&event, 0, None);
         assert_eq!(check_item(&event, &good), Ok(()));
         let with = |name: &str, value: AttributeValue| {
             let mut bad = good.clone();
@@ -302,22 +302,22 @@ mod tests {
             with("metadata", AttributeValue::M(HashMap::new())).is_err(),
             "entry lost"
         );
-        assert!(with(item::RECIPIENT, s("")).is_err(), "empty index key");
+        assert!(with(codec::RECIPIENT, s("")).is_err(), "empty index key");
         assert!(
-            with(item::SUPPRESSION, s(&"x".repeat(2049))).is_err(),
+            with(codec::SUPPRESSION, s(&"x".repeat(2049))).is_err(),
             "long index key"
         );
         assert!(
-            with(item::PARTITION_KEY, s(&"x".repeat(2049))).is_err(),
+            with(codec::PARTITION_KEY, s(&"x".repeat(2049))).is_err(),
             "long key"
         );
         assert!(
-            with(item::SORT_KEY, s(&"x".repeat(1025))).is_err(),
+            with(codec::SORT_KEY, s(&"x".repeat(1025))).is_err(),
             "long sort key"
         );
         assert!(with(&"n".repeat(64 * 1024), s("v")).is_err(), "long name");
         assert!(
-            with("x", s(&"v".repeat(item::MAX_ITEM_BYTES))).is_err(),
+            with("x", s(&"v".repeat(codec::MAX_ITEM_BYTES))).is_err(),
             "large item"
         );
         assert!(

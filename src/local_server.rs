@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::auth::SystemClock;
-use crate::store::{DynamoStore, dynamodb};
+use crate::store::{DynamoStore, sdk, table};
 use crate::{App, Config, providers};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -99,7 +99,7 @@ pub async fn start(options: &LocalOptions) -> Result<LocalStack, BoxError> {
     tokio::spawn(async move { axum::serve(dynamo_listener, proxy_router).await });
 
     let config = local_config(&options.table)?;
-    let client = dynamodb::local_client(&store_url, config.store_timeout);
+    let client = sdk::local_client(&store_url, config.store_timeout);
     if client
         .describe_table()
         .table_name(&options.table)
@@ -107,7 +107,7 @@ pub async fn start(options: &LocalOptions) -> Result<LocalStack, BoxError> {
         .await
         .is_err()
     {
-        dynamodb::create_table(&client, &options.table).await?;
+        table::create_table(&client, &options.table).await?;
     }
     let store = DynamoStore::new(client.clone(), options.table.clone(), config.retention_days);
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));

@@ -8,7 +8,7 @@ use lambda_http::{Error, Request, service_fn};
 use mailhooks::auth::SystemClock;
 use mailhooks::secrets::{self, SECRETS_ARN_ENV};
 use mailhooks::store::archive::RawArchive;
-use mailhooks::store::{DynamoStore, dynamodb};
+use mailhooks::store::{DynamoStore, sdk};
 use mailhooks::{App, Config, startup, telemetry};
 
 // mimalloc (its v2 line) instead of glibc's malloc: the event path allocates many
@@ -30,7 +30,7 @@ async fn main() -> Result<(), Error> {
         |name| std::env::var(name).ok(),
         config.freshness,
     ));
-    let sdk = dynamodb::sdk_config_from_env(config.store_timeout).await;
+    let sdk = sdk::sdk_config_from_env(config.store_timeout).await;
     if let Some(secret_id) = std::env::var(SECRETS_ARN_ENV)
         .ok()
         .filter(|s| !s.is_empty())

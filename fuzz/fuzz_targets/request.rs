@@ -15,7 +15,7 @@ use mailhooks::auth::FixedClock;
 use mailhooks::event::EmailEvent;
 use mailhooks::fuzz_support::check_item;
 use mailhooks::local_server::{self, LocalOptions, LocalStack};
-use mailhooks::store::{EventStore, PutOutcome, StoreError, item};
+use mailhooks::store::{EventStore, PutOutcome, StoreError, codec};
 use mailhooks::{App, Config};
 
 /// Table of the embedded emulator.
@@ -34,14 +34,14 @@ impl EventStore for ItemBuildingStore {
     async fn put_events(&self, events: &[EmailEvent], received_at_ms: i64) -> Result<PutOutcome, StoreError> {
         let to_emulator = self.stores.fetch_add(1, Ordering::Relaxed).is_multiple_of(EMULATOR_EVERY);
         for event in events {
-            let built = item::build(event, received_at_ms, Some(30));
+            let built = codec::encode(event, received_at_ms, Some(30));
             if let Err(broken) = check_item(event, &built) {
                 panic!("item DynamoDB would refuse: {broken}");
             }
             if !to_emulator {
                 continue;
             }
-            let key = [item::PARTITION_KEY, item::SORT_KEY].map(|k| (k, built.get(k).cloned()));
+            let key = [codec::PARTITION_KEY, codec::SORT_KEY].map(|k| (k, built.get(k).cloned()));
             let client = &self.emulator.client;
             if let Err(err) = client.put_item().table_name(TABLE).set_item(Some(built)).send().await {
                 panic!("the emulator refused an item: {err:?}");

@@ -63,9 +63,6 @@ impl RawArchive {
     }
 }
 
-/// Where the local S3 client used to live; kept for callers outside the store.
-pub use super::sdk::local_s3_client as local_client;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -927,9 +927,15 @@ mod tests {
     }
 
     #[test]
-    fn the_codec_and_the_event_agree_on_the_sort_key() {
+    fn the_sort_key_is_time_type_and_content_hash() {
         let e = event("{}".into());
-        assert_eq!(sort_key(&e), e.sort_key());
+        let key = sort_key(&e);
+        let parts: Vec<&str> = key.split('#').collect();
+        let hash = e.content_hash();
+        assert_eq!(
+            parts,
+            ["2023-02-17T07:19:06.192Z", "inbound", hash.as_str()]
+        );
         assert_eq!(sort_key_time(&sort_key(&e)), "2023-02-17T07:19:06.192Z");
         assert!(sort_key_from(e.event_time_ms).as_str() <= sort_key(&e).as_str());
     }

@@ -14,11 +14,6 @@ use super::errors::store_error;
 use super::{EventStore, PutOutcome, StoreError};
 use crate::event::EmailEvent;
 
-/// Where the local clients and the table schema used to live; kept for callers
-/// outside the store (the binaries, tests, benches).
-pub use super::sdk::{local_client, sdk_config_from_env};
-pub use super::table::create_table;
-
 /// Most writes in flight for one request.
 const MAX_CONCURRENT_WRITES: usize = 16;
 

@@ -13,7 +13,6 @@ pub mod batch;
 pub mod codec;
 pub mod dynamodb;
 pub mod errors;
-pub mod item;
 pub mod sdk;
 pub mod table;
 

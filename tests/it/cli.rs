@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use crate::common::*;
+use aws_sdk_dynamodb::types::AttributeValue;
 use mailhooks::event::format_rfc3339_ms;
 use mailhooks::read::{EventsTable, QueryError, Since, Suppression};
 use mailhooks::renormalize::{Progress, RenormalizeOptions};

@@ -34,7 +34,9 @@ async fn every_fixture_of_every_provider_is_stored_with_its_normalized_fields() 
                     )
                     .key(
                         "timestamp",
-                        aws_sdk_dynamodb::types::AttributeValue::S(event.sort_key()),
+                        aws_sdk_dynamodb::types::AttributeValue::S(
+                            mailhooks::store::codec::sort_key(&event),
+                        ),
                     )
                     .send()
                     .await
@@ -61,7 +63,7 @@ async fn every_fixture_of_every_provider_is_stored_with_its_normalized_fields() 
                     &event.event_time_ms.to_string()
                 );
                 assert_eq!(
-                    mailhooks::store::item::raw_payload(&item),
+                    mailhooks::store::codec::raw_payload(&item),
                     Some(event.raw.clone())
                 );
             }
@@ -214,7 +216,7 @@ async fn recipient_index_answers_what_happened_to_an_address() {
         .client
         .query()
         .table_name(TABLE)
-        .index_name(mailhooks::store::item::RECIPIENT_INDEX)
+        .index_name(mailhooks::store::codec::RECIPIENT_INDEX)
         .key_condition_expression("recipient = :r")
         .expression_attribute_values(
             ":r",
@@ -269,7 +271,7 @@ async fn route_event_beyond_the_item_limit_is_stored_compressed() {
     let items = db.items().await;
     assert_eq!(text(&items[0], "raw_encoding").as_deref(), Some("gzip"));
     assert_eq!(text(&items[0], "event_type").as_deref(), Some("inbound"));
-    let raw = mailhooks::store::item::raw_payload(&items[0]).unwrap();
+    let raw = mailhooks::store::codec::raw_payload(&items[0]).unwrap();
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&raw).unwrap(),
         route
@@ -309,7 +311,7 @@ async fn store_unreachable_answers_503_so_the_provider_retries() {
 async fn missing_table_answers_500() {
     let db = Emulator::start().await;
     let client =
-        mailhooks::store::dynamodb::local_client(&db.endpoint, std::time::Duration::from_secs(2));
+        mailhooks::store::sdk::local_client(&db.endpoint, std::time::Duration::from_secs(2));
     let store = mailhooks::store::DynamoStore::new(client, "no-such-table", None);
     let app = mailhooks::App::new(
         config(&[]),

@@ -8,11 +8,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use crate::common::*;
+use aws_sdk_dynamodb::types::AttributeValue;
 use mailhooks::event::{BounceType, EmailEvent, EventType};
 use mailhooks::fuzz_support::check_item;
-use mailhooks::store::item::{self, ArchivedRaw};
+use mailhooks::store::codec::{self, ArchivedRaw};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -99,10 +99,10 @@ proptest! {
     /// documented rules and keeps every map entry.
     #[test]
     fn every_built_item_is_one_dynamodb_accepts(event in arbitrary_event()) {
-        let inline = item::build(&event, 1_700_000_000_000, Some(30));
+        let inline = codec::encode(&event, 1_700_000_000_000, Some(30));
         prop_assert_eq!(check_item(&event, &inline), Ok(()));
         let archived = ArchivedRaw { bucket: "b".into(), key: "raw/k.json.gz".into(), bytes: 1 };
-        let archived = item::build_archived(&event, 1_700_000_000_000, None, &archived);
+        let archived = codec::draft(&event, 1_700_000_000_000, None).with_raw_archived(&archived);
         prop_assert_eq!(check_item(&event, &archived), Ok(()));
     }
 }

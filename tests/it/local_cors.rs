@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mailhooks::local_server::{self, LocalOptions, LocalStack};
-use mailhooks::store::dynamodb;
+use mailhooks::store::sdk;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -183,7 +183,7 @@ async fn the_sdk_and_webhook_senders_still_work() {
     assert_eq!(status, 200, "{text}");
 
     // An SDK client of the advertised URL (the CLI's path) reads what was stored.
-    let sdk = dynamodb::local_client(&stack.dynamodb_url, Duration::from_secs(10));
+    let sdk = sdk::local_client(&stack.dynamodb_url, Duration::from_secs(10));
     let scan = sdk.scan().table_name(TABLE).send().await.unwrap();
     assert!(scan.count > 0, "nothing stored");
 }

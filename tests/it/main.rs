@@ -24,3 +24,4 @@ mod secrets_manager;
 mod security;
 mod stable_keys;
 mod template;
+mod tools;

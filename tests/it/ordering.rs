@@ -1,8 +1,8 @@
 //! Out-of-order and late events: stored by event time whatever the arrival
 //! order, and the current status follows the precedence rule (src/status.rs).
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use crate::common::*;
+use aws_sdk_dynamodb::types::AttributeValue;
 use mailhooks::status::{StatusEvent, current_status};
 use mailhooks::{BounceType, EventType};
 use serde_json::json;

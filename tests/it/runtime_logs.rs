@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::common::{Emulator, TABLE, apigw_event, fixture, provider_names};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use base64::Engine;
-use crate::common::{Emulator, TABLE, apigw_event, fixture, provider_names};
 use mailhooks::providers::engagelab::hmac_signature;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot};

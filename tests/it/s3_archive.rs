@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use crate::common::*;
 use mailhooks::auth::FixedClock;
-use mailhooks::store::archive::{RawArchive, local_client};
-use mailhooks::store::item::{archived_raw, gunzip_raw};
-use mailhooks::store::{DynamoStore, dynamodb};
+use mailhooks::store::archive::RawArchive;
+use mailhooks::store::codec::{archived_raw, gunzip_raw};
+use mailhooks::store::{DynamoStore, sdk};
 use serde_json::{Value, json};
 
 fn moto_endpoint() -> String {
@@ -39,11 +39,11 @@ fn route_event(bytes: usize) -> Value {
 
 async fn setup(bucket: &str) -> (Emulator, aws_sdk_s3::Client, mailhooks::App<DynamoStore>) {
     let db = Emulator::start().await;
-    let s3 = local_client(&moto_endpoint(), Duration::from_secs(10));
+    let s3 = sdk::local_s3_client(&moto_endpoint(), Duration::from_secs(10));
     s3.create_bucket().bucket(bucket).send().await.unwrap();
     let config = config(&[("RAW_BUCKET", bucket)]);
     let store = DynamoStore::new(
-        dynamodb::local_client(&db.endpoint, Duration::from_secs(10)),
+        sdk::local_client(&db.endpoint, Duration::from_secs(10)),
         TABLE,
         None,
     )

@@ -3,8 +3,8 @@
 //! authenticate a webhook end to end. Ignored by a plain `cargo test` because
 //! it needs that server: `bash .ci/moto-tests.sh` runs it.
 
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use crate::common::*;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use mailhooks::secrets::{self, SecretsError};
 
 fn client(endpoint: &str) -> aws_sdk_secretsmanager::Client {

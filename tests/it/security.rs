@@ -244,7 +244,7 @@ async fn a_captured_signed_request_replayed_after_the_window_is_refused() {
         let later = mailhooks::App::new(
             config(&[]),
             mailhooks::store::DynamoStore::new(
-                mailhooks::store::dynamodb::local_client(
+                mailhooks::store::sdk::local_client(
                     &db.endpoint,
                     std::time::Duration::from_secs(2),
                 ),

@@ -35,7 +35,7 @@ fn current_keys() -> BTreeSet<String> {
                     "{}/{stem}\t{}\t{}",
                     provider.name(),
                     event.message_id,
-                    event.sort_key()
+                    mailhooks::store::codec::sort_key(&event)
                 ));
             }
         }

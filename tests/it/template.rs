@@ -15,7 +15,7 @@ use mailhooks::EventType;
 use mailhooks::config::{self, Config};
 use mailhooks::metrics::{self, RequestMetrics};
 use mailhooks::providers;
-use mailhooks::store::item::{
+use mailhooks::store::codec::{
     PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, SUPPRESSION, SUPPRESSION_INDEX,
     TTL_ATTRIBUTE,
 };

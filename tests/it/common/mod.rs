@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use lambda_http::Body;
 use mailhooks::auth::FixedClock;
-use mailhooks::store::{DynamoStore, dynamodb};
+use mailhooks::store::{DynamoStore, sdk, table};
 use mailhooks::{App, Config};
 use serde_json::{Value, json};
 
@@ -53,8 +53,8 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(dynoxide::server::serve_on(listener, db));
-        let client = dynamodb::local_client(&endpoint, Duration::from_secs(5));
-        dynamodb::create_table(&client, TABLE).await.unwrap();
+        let client = sdk::local_client(&endpoint, Duration::from_secs(5));
+        table::create_table(&client, TABLE).await.unwrap();
         Emulator { endpoint, client }
     }
 
@@ -100,7 +100,7 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
 
 /// The real handler over `endpoint`, with the clock stopped at [`NOW_MS`].
 pub fn app_with(endpoint: &str, config: Config) -> App<DynamoStore> {
-    let client = dynamodb::local_client(endpoint, config.store_timeout);
+    let client = sdk::local_client(endpoint, config.store_timeout);
     let store = DynamoStore::new(client, TABLE, config.retention_days);
     App::new(config, store, Arc::new(FixedClock(NOW_MS)))
 }
