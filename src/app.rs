@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{RequestMetrics, emf_lines};
 use crate::providers::{self, AuthContext, Inbound, Provider};
-use crate::store::{EventStore, PutOutcome, StoreError};
+use crate::store::{EventStore, PutOutcome, StoreError, codec};
 
 /// The webhook receiver, built once at cold start and shared by every request.
 pub struct App<S> {
@@ -192,6 +192,7 @@ impl<S: EventStore> App<S> {
             });
         }
         let events = provider.parse_request(&inbound)?;
+        codec::check_keys(&events)?;
         // One deadline for the whole batch, SDK retries included: answer 5xx (the
         // provider retries, idempotently) before the function or the provider gives up.
         let store = self.store.put_events(&events, self.clock.now_ms());

@@ -5,6 +5,7 @@ use serde_json::json;
 use crate::auth::AuthError;
 use crate::providers::ParseError;
 use crate::store::StoreError;
+use crate::store::codec::KeyError;
 
 /// Why a request was not answered 200.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,9 @@ pub enum Error {
     /// The body could not be turned into events.
     #[error(transparent)]
     BadRequest(#[from] ParseError),
+    /// An event cannot have a key in the table (too long an id, a time out of range).
+    #[error(transparent)]
+    Unstorable(#[from] KeyError),
     /// The events could not all be stored; the provider should retry.
     #[error(transparent)]
     Storage(#[from] StoreError),
@@ -40,7 +44,7 @@ impl Error {
             Error::MethodNotAllowed => 405,
             Error::PayloadTooLarge(_) => 413,
             Error::Unauthorized(_) => 401,
-            Error::BadRequest(_) => 400,
+            Error::BadRequest(_) | Error::Unstorable(_) => 400,
             Error::Storage(e) => e.status(),
         }
     }
@@ -54,6 +58,7 @@ impl Error {
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::Unauthorized(e) => e.code(),
             Error::BadRequest(e) => e.code(),
+            Error::Unstorable(e) => e.code(),
             Error::Storage(e) => e.code(),
         }
     }

@@ -39,20 +39,6 @@ pub enum ParseError {
         /// How many recipients it lists.
         recipients: usize,
     },
-    /// An event time outside 1970-01-01 .. 9999-12-31 (UTC).
-    #[error("event {index}: event time out of range")]
-    TimeOutOfRange {
-        /// Position of the event in the body.
-        index: usize,
-    },
-    /// A key field is longer than DynamoDB allows.
-    #[error("event {index}: {field} is too long")]
-    TooLong {
-        /// Position of the event in the body.
-        index: usize,
-        /// The oversized field.
-        field: &'static str,
-    },
 }
 
 impl ParseError {
@@ -66,18 +52,9 @@ impl ParseError {
             ParseError::NoEvents => "no_events",
             ParseError::MissingField { .. } => "missing_field",
             ParseError::FanOutTooLarge { .. } => "fan_out_too_large",
-            ParseError::TimeOutOfRange { .. } => "time_out_of_range",
-            ParseError::TooLong { .. } => "field_too_long",
         }
     }
 }
-
-/// Longest message id / recipient we store (DynamoDB key attributes allow 2048 bytes for a partition key).
-const MAX_KEY_BYTES: usize = 1024;
-
-/// The last millisecond a four-digit RFC 3339 year can write: 9999-12-31T23:59:59.999Z.
-/// Sort keys are RFC 3339, so a time past it (or before 1970) has no place in the order.
-pub const MAX_EVENT_TIME_MS: i64 = 253_402_300_799_999;
 
 /// Parses a body into JSON, distinguishing empty, non-UTF-8 and malformed input.
 pub fn parse_body(body: &[u8]) -> Result<Value, ParseError> {
@@ -88,31 +65,11 @@ pub fn parse_body(body: &[u8]) -> Result<Value, ParseError> {
     serde_json::from_str(text).map_err(|e| ParseError::InvalidJson(e.to_string()))
 }
 
-/// Checks the key fields of parsed events and that there is at least one.
+/// Checks that a body held at least one event. Whether the events fit the
+/// table's keys is the store's concern (`store::codec::check_keys`).
 pub fn validate(events: Vec<EmailEvent>) -> Result<Vec<EmailEvent>, ParseError> {
     if events.is_empty() {
         return Err(ParseError::NoEvents);
-    }
-    for (index, event) in events.iter().enumerate() {
-        if !(0..=MAX_EVENT_TIME_MS).contains(&event.event_time_ms) {
-            return Err(ParseError::TimeOutOfRange { index });
-        }
-        if event.message_id.len() > MAX_KEY_BYTES {
-            return Err(ParseError::TooLong {
-                index,
-                field: "message id",
-            });
-        }
-        if event
-            .recipient
-            .as_ref()
-            .is_some_and(|r| r.len() > MAX_KEY_BYTES)
-        {
-            return Err(ParseError::TooLong {
-                index,
-                field: "recipient",
-            });
-        }
     }
     Ok(events)
 }
@@ -273,29 +230,5 @@ mod tests {
     fn canonical_json_sorts_keys() {
         let v: Value = serde_json::from_str(r#"{ "b": 1, "a": {"d": 2, "c": 3} }"#).unwrap();
         assert_eq!(canonical(&v), r#"{"a":{"c":3,"d":2},"b":1}"#);
-    }
-
-    #[test]
-    fn event_times_outside_the_sortable_range_are_refused() {
-        let event = |ms| {
-            EmailEvent::new(
-                "tencent",
-                crate::EventType::Sent,
-                "sent",
-                "m",
-                ms,
-                "{}".into(),
-            )
-        };
-        for ms in [0, 1_795_342_530_000, MAX_EVENT_TIME_MS] {
-            assert!(validate(vec![event(ms)]).is_ok(), "{ms}");
-        }
-        for ms in [-1, i64::MIN, MAX_EVENT_TIME_MS + 1, i64::MAX] {
-            assert_eq!(
-                validate(vec![event(1), event(ms)]),
-                Err(ParseError::TimeOutOfRange { index: 1 }),
-                "{ms}"
-            );
-        }
     }
 }

@@ -655,6 +655,71 @@ fn estimate_value(value: &AttributeValue) -> usize {
     }
 }
 
+/// Longest message id or recipient accepted: half of DynamoDB's 2048-byte
+/// partition-key limit, leaving room for the longest ids providers document.
+pub const MAX_ID_BYTES: usize = 1024;
+
+/// The last millisecond a four-digit RFC 3339 year can write: 9999-12-31T23:59:59.999Z.
+/// The sort key is RFC 3339, so a time past it (or before 1970) has no place in the order.
+pub const MAX_EVENT_TIME_MS: i64 = 253_402_300_799_999;
+
+/// Why an event cannot have a key in the table: answered 400, because a retry
+/// of the same event could never be stored either.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// A key field is longer than the table accepts.
+    #[error("event {index}: {field} is too long")]
+    TooLong {
+        /// Position of the event in the body.
+        index: usize,
+        /// The oversized field.
+        field: &'static str,
+    },
+    /// An event time outside 1970-01-01 .. 9999-12-31 (UTC).
+    #[error("event {index}: event time out of range")]
+    TimeOutOfRange {
+        /// Position of the event in the body.
+        index: usize,
+    },
+}
+
+impl KeyError {
+    /// A stable machine-readable name for the error class.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyError::TooLong { .. } => "field_too_long",
+            KeyError::TimeOutOfRange { .. } => "time_out_of_range",
+        }
+    }
+}
+
+/// Checks that every event can be keyed in the table: its time fits the RFC 3339
+/// sort key and its message id and recipient fit a partition key.
+pub fn check_keys(events: &[EmailEvent]) -> Result<(), KeyError> {
+    for (index, event) in events.iter().enumerate() {
+        if !(0..=MAX_EVENT_TIME_MS).contains(&event.event_time_ms) {
+            return Err(KeyError::TimeOutOfRange { index });
+        }
+        if event.message_id.len() > MAX_ID_BYTES {
+            return Err(KeyError::TooLong {
+                index,
+                field: "message id",
+            });
+        }
+        if event
+            .recipient
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_ID_BYTES)
+        {
+            return Err(KeyError::TooLong {
+                index,
+                field: "recipient",
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -951,6 +1016,40 @@ mod tests {
             map_name(&stored),
             stored,
             "a clipped name keeps its stored form"
+        );
+    }
+
+    #[test]
+    fn events_that_cannot_be_keyed_are_named() {
+        let at = |ms| {
+            let mut e = event("{}".into());
+            e.event_time_ms = ms;
+            e
+        };
+        for ms in [0, 1_795_342_530_000, MAX_EVENT_TIME_MS] {
+            assert_eq!(check_keys(&[at(ms)]), Ok(()), "{ms}");
+        }
+        for ms in [-1, i64::MIN, MAX_EVENT_TIME_MS + 1, i64::MAX] {
+            assert_eq!(
+                check_keys(&[at(1), at(ms)]),
+                Err(KeyError::TimeOutOfRange { index: 1 }),
+                "{ms}"
+            );
+        }
+        let mut long_id = at(1);
+        long_id.message_id = "m".repeat(MAX_ID_BYTES + 1);
+        assert_eq!(
+            check_keys(&[long_id]).map_err(|e| e.code()),
+            Err("field_too_long")
+        );
+        let mut long_recipient = at(1);
+        long_recipient.recipient = Some("r".repeat(MAX_ID_BYTES + 1));
+        assert_eq!(
+            check_keys(&[long_recipient]),
+            Err(KeyError::TooLong {
+                index: 0,
+                field: "recipient"
+            })
         );
     }
 }
