@@ -302,7 +302,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_providers_and_path_tricks() {
-        assert_eq!(name("/webhooks/sendgrid"), Err("unknown_provider"));
+        assert_eq!(name("/webhooks/nonesuch"), Err("unknown_provider"));
         assert_eq!(name("/webhooks/Tencent"), Err("unknown_provider"));
         assert_eq!(name("/webhooks"), Err("not_found"));
         assert_eq!(name("/"), Err("not_found"));

@@ -768,7 +768,7 @@ async fn renormalize_of_fresh_items_changes_nothing_and_honours_its_filters() {
 
     assert!(matches!(
         renormalize(RenormalizeOptions {
-            provider: Some("sendgrid".into()),
+            provider: Some("nonesuch".into()),
             ..RenormalizeOptions::default()
         })
         .await,

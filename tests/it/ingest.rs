@@ -348,7 +348,7 @@ async fn probes_routes_and_methods() {
     let (status, body) = parts(
         app.handle(to_request(&apigw_event(
             "POST",
-            "/webhooks/mailgun",
+            "/webhooks/nonesuch",
             "",
             &[],
             b"{}",

@@ -1,7 +1,7 @@
 //! The security battery every provider in `providers::ALL` must pass, driven by
 //! each provider's declared authentication scheme: no provider is named here.
 //! Nothing is stored for any refused request. Rules particular to one ESP live in
-//! its own test file (e.g. tests/engagelab_signing.rs).
+//! its own test file (e.g. tests/it/engagelab_signing.rs).
 
 use crate::common::*;
 use mailhooks::providers::{AuthScheme, Provider};
