@@ -12,14 +12,14 @@ async fn send(
     query: &str,
     headers: &[(String, String)],
 ) -> (u16, Value) {
-    let event = apigw_event(
-        "POST",
-        &format!("/webhooks/{provider}"),
+    post(
+        app,
+        provider,
         query,
         headers,
         &fixture("engagelab", "delivered"),
-    );
-    parts(app.handle(to_request(&event)).await)
+    )
+    .await
 }
 
 fn engagelab_headers(ts: &str, signature: String) -> Vec<(String, String)> {

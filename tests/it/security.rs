@@ -22,14 +22,7 @@ async fn send(
     query: &str,
     headers: &[(String, String)],
 ) -> (u16, Value) {
-    let event = apigw_event(
-        "POST",
-        &format!("/webhooks/{provider}"),
-        query,
-        headers,
-        &body(provider),
-    );
-    parts(app.handle(to_request(&event)).await)
+    post(app, provider, query, headers, &body(provider)).await
 }
 
 /// Credentials for `name`'s valid body, made with `secret`.

@@ -172,6 +172,25 @@ pub fn signed_post(provider: &str, body: &[u8]) -> lambda_http::Request {
     ))
 }
 
+/// Sends `body` to `provider` with `query` and `headers` through the handler,
+/// as API Gateway delivers it; returns the status and the JSON answer.
+pub async fn post(
+    app: &App<DynamoStore>,
+    provider: &str,
+    query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, Value) {
+    let event = apigw_event(
+        "POST",
+        &format!("/webhooks/{provider}"),
+        query,
+        headers,
+        body,
+    );
+    parts(app.handle(to_request(&event)).await)
+}
+
 pub fn to_request(event: &Value) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }
