@@ -52,10 +52,17 @@ impl Provider for Postmark {
             return;
         };
         let now = format_rfc3339_ms(now_ms);
+        let mut dated = false;
         for field in TIME_FIELDS {
             if let Some(time) = record.get_mut(field) {
                 *time = Value::from(now.as_str());
+                dated = true;
             }
+        }
+        if !dated {
+            // An undated sample is sent dated: the test sender's events are at now.
+            let field = own_time_field(json::text(record, "RecordType").as_deref());
+            record.insert(field.into(), Value::from(now));
         }
         match record.get_mut("Metadata") {
             Some(Value::Object(metadata)) => {
@@ -67,6 +74,16 @@ impl Provider for Postmark {
                 record.insert("Metadata".into(), Value::Object(metadata));
             }
         }
+    }
+}
+
+/// The time field a record type carries (for dating an undated sample).
+fn own_time_field(record_type: Option<&str>) -> &'static str {
+    match record_type.map(str::to_ascii_lowercase).as_deref() {
+        Some("delivery") => "DeliveredAt",
+        Some("open" | "click") => "ReceivedAt",
+        Some("subscriptionchange") => "ChangedAt",
+        _ => "BouncedAt",
     }
 }
 
@@ -349,7 +366,7 @@ mod tests {
     #[test]
     fn delivery() {
         let mut want = expected(
-            "delivery",
+            "delivered",
             (EventType::Delivered, "Delivery"),
             "6d1a5b5e-3f7c-4a39-9d52-0c8e1f2a7b14",
             // 2026-03-09T14:02:17.5+01:00: one fractional digit, a positive offset.
@@ -367,7 +384,7 @@ mod tests {
             ("server_id", "23"),
             ("tag", "welcome-email"),
         ]);
-        assert_eq!(parse_one("delivery"), want);
+        assert_eq!(parse_one("delivered"), want);
     }
 
     #[test]
@@ -726,7 +743,7 @@ mod tests {
     #[test]
     fn refreshed_samples_are_new_tagged_events() {
         let now_ms = 1_767_225_600_123;
-        let mut sample: Value = serde_json::from_slice(&body("delivery")).unwrap();
+        let mut sample: Value = serde_json::from_slice(&body("delivered")).unwrap();
         Postmark.refresh_sample(&mut sample, now_ms, "run-1");
         let event = &Postmark.parse(sample.to_string().as_bytes()).unwrap()[0];
         assert_eq!(event.event_time_ms, now_ms);
@@ -739,13 +756,24 @@ mod tests {
             Some("spring")
         );
 
+        // An undated sample gets its record type's time field.
         let mut sample: Value = serde_json::from_slice(&body("bounce_unsubscribe")).unwrap();
         Postmark.refresh_sample(&mut sample, now_ms, "run-2");
+        assert_eq!(sample["BouncedAt"], "2026-01-01T00:00:00.123Z");
         let event = &Postmark.parse(sample.to_string().as_bytes()).unwrap()[0];
+        assert_eq!(event.event_time_ms, now_ms);
         assert_eq!(
             event.metadata.get(TEST_TAG).map(String::as_str),
             Some("run-2")
         );
-        assert_ne!(event.raw, parse_one("bounce_unsubscribe").raw);
+        for (record_type, field) in [
+            (Some("Delivery"), "DeliveredAt"),
+            (Some("click"), "ReceivedAt"),
+            (Some("SubscriptionChange"), "ChangedAt"),
+            (Some("SpamComplaint"), "BouncedAt"),
+            (None, "BouncedAt"),
+        ] {
+            assert_eq!(own_time_field(record_type), field);
+        }
     }
 }
