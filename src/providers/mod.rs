@@ -7,6 +7,7 @@
 pub mod engagelab;
 mod json;
 pub mod mime_words;
+pub mod postmark;
 pub mod tencent;
 pub mod uspeedo;
 
@@ -186,7 +187,12 @@ pub trait Provider: Sync {
 
 /// Every provider, in route order: the one list the handler, the tools, the
 /// tests, the fuzz seeds, the sample events and the template checks loop over.
-pub static ALL: &[&dyn Provider] = &[&tencent::Tencent, &engagelab::EngageLab, &uspeedo::Uspeedo];
+pub static ALL: &[&dyn Provider] = &[
+    &tencent::Tencent,
+    &engagelab::EngageLab,
+    &uspeedo::Uspeedo,
+    &postmark::Postmark,
+];
 
 /// Finds a provider by its route name (exact, lower-case).
 pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
