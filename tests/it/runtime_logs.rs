@@ -123,9 +123,11 @@ impl Function {
             .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
             .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
             .env("TABLE_NAME", TABLE)
-            .env("TENCENT_TOKENS", secret("tencent"))
-            .env("ENGAGELAB_APP_KEYS", secret("engagelab"))
-            .env("USPEEDO_TOKENS", secret("uspeedo"))
+            .envs(
+                mailhooks::providers::ALL
+                    .iter()
+                    .map(|p| (p.secrets_env(), secret(p.name()))),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

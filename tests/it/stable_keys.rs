@@ -50,7 +50,14 @@ fn fixture_sort_keys_are_those_of_earlier_releases() {
         "/tests/fixtures/stable_keys.txt"
     );
     if std::env::var_os("MAILHOOKS_WRITE_STABLE_KEYS").is_some() {
-        let text: String = current_keys().into_iter().map(|k| k + "\n").collect();
+        // The comment lines (the record of deliberate key changes) stay on top.
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let mut text: String = old
+            .lines()
+            .filter(|l| l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        text.extend(current_keys().into_iter().map(|k| k + "\n"));
         std::fs::write(path, text).unwrap();
     }
     let pinned: BTreeSet<String> = std::fs::read_to_string(path)
