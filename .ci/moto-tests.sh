@@ -16,4 +16,4 @@ moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 
-MOTO_ENDPOINT="http://127.0.0.1:$port" cargo test --test it -- --ignored secrets_manager:: s3_archive::
+MOTO_ENDPOINT="http://127.0.0.1:$port" cargo test --test it -- --ignored --test-threads=1 secrets_manager:: s3_archive::
