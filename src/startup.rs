@@ -91,8 +91,6 @@ pub fn log_warnings(warnings: &[Warning]) {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
 
     use super::*;
 
@@ -190,31 +188,10 @@ mod tests {
         assert_eq!(warnings(&[DEPLOYED], FRESH), []);
     }
 
-    /// A log sink the test can read back.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// The JSON log lines `log_warnings` prints for `warnings`.
     fn logged(warnings: &[Warning]) -> Vec<serde_json::Value> {
-        let sink = Captured::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || log_warnings(warnings));
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        text.lines()
+        crate::telemetry::captured("trace", || log_warnings(warnings))
+            .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }

@@ -109,10 +109,31 @@ pub fn init(default_filter: &str) {
     };
 }
 
+/// What the function's subscriber writes, with filter `spec`, while `emit` runs:
+/// for the unit tests of what the code logs.
+#[cfg(test)]
+pub(crate) fn captured(spec: &str, emit: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    tracing::subscriber::with_default(subscriber(spec, move || writer.clone()), emit);
+    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
     use tracing_subscriber::layer::Filter;
 
     /// The most verbose level `filter(spec)` can let through.
@@ -162,26 +183,6 @@ mod tests {
         ] {
             assert_eq!(level_cap(theirs), LevelFilter::DEBUG, "{theirs}");
         }
-    }
-
-    /// What the subscriber writes, for a spec, while `emit` runs.
-    fn captured(spec: &str, emit: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Buffer(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(data);
-                Ok(data.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = subscriber(spec, move || writer.clone());
-        tracing::subscriber::with_default(subscriber, emit);
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
 
     #[test]
