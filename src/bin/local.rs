@@ -155,7 +155,15 @@ async fn run_demo(
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
     let mut messages = Vec::new();
     let mut failures = 0;
-    println!("{:<40} {:>6}  answer", "events/ file", "status");
+    // The file-name column is as wide as the longest name (every provider's files).
+    let width = files
+        .iter()
+        .filter_map(|f| f.file_name())
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0)
+        .max("events/ file".len());
+    println!("{:<width$} {:>6}  answer", "events/ file", "status");
     for file in &files {
         let event: Value = serde_json::from_str(&std::fs::read_to_string(file)?)?;
         let path = event["rawPath"].as_str().unwrap_or("/");
@@ -177,10 +185,8 @@ async fn run_demo(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        println!("{name:<40} {status:>6}  {answer}");
-        if let Some(provider) = mailhooks::providers::by_name(provider)
-            && let Ok(events) = provider.parse(body.as_bytes())
-        {
+        println!("{name:<width$} {status:>6}  {answer}");
+        if let Ok(events) = esp.parse(body.as_bytes()) {
             messages.extend(events.into_iter().map(|e| e.message_id));
         }
     }
