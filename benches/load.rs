@@ -206,8 +206,11 @@ async fn send_with_retries(
         let Some(esp) = mailhooks::providers::by_name(provider) else {
             break;
         };
-        let mailhooks::providers::Signed { query, headers } =
-            esp.sign(esp.local_secret(), now, &body);
+        let mailhooks::providers::Signed {
+            query,
+            headers,
+            body,
+        } = esp.sign(esp.local_secret(), now, &body);
         let uri = if query.is_empty() {
             format!("http://{addr}/webhooks/{provider}")
         } else {

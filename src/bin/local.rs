@@ -174,19 +174,20 @@ async fn run_demo(
         };
         let signed = esp.sign(esp.local_secret(), now, body.as_bytes());
         let (query, headers) = (signed.query, signed.headers);
+        let body = signed.body;
         let target = if query.is_empty() {
             path.to_owned()
         } else {
             format!("{path}?{query}")
         };
-        let (status, answer) = post(addr, &target, &headers, body.as_bytes()).await?;
+        let (status, answer) = post(addr, &target, &headers, &body).await?;
         failures += usize::from(status != 200);
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         println!("{name:<width$} {status:>6}  {answer}");
-        if let Ok(events) = esp.parse(body.as_bytes()) {
+        if let Ok(events) = esp.parse(&body) {
             messages.extend(events.into_iter().map(|e| e.message_id));
         }
     }

@@ -166,7 +166,7 @@ async fn run(o: Options) -> Result<bool, BoxError> {
             request = request.header(k.as_str(), v.as_str());
         }
         let response = client
-            .request(request.body(Full::new(Bytes::from(body)))?)
+            .request(request.body(Full::new(Bytes::from(signed.body)))?)
             .await?;
         let status = response.status();
         let answer = response.into_body().collect().await?.to_bytes();

@@ -81,7 +81,7 @@ impl Provider for EngageLab {
     }
 
     /// EngageLab's HMAC-SHA256 variant over the timestamp header.
-    fn sign(&self, secret: &str, unix_secs: i64, _body: &[u8]) -> Signed {
+    fn sign(&self, secret: &str, unix_secs: i64, body: &[u8]) -> Signed {
         let ts = unix_secs.to_string();
         Signed {
             query: String::new(),
@@ -90,6 +90,7 @@ impl Provider for EngageLab {
                 (APPKEY_HEADER.to_owned(), "email".to_owned()),
                 (SIGNATURE_HEADER.to_owned(), hmac_signature(secret, &ts)),
             ],
+            body: body.to_vec(),
         }
     }
 

@@ -108,13 +108,18 @@ pub struct Control {
     pub kind: &'static str,
 }
 
-/// What a test sender adds to a request so that it authenticates.
+/// A request as the ESP would send it: what a test sender adds so that it
+/// authenticates, and the body to send.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Signed {
     /// The query string (without `?`), empty when the scheme uses none.
     pub query: String,
     /// Headers to send.
     pub headers: Vec<(String, String)>,
+    /// The body to send: the given body, or a copy that carries the signature
+    /// when the ESP signs inside the body (an SNS envelope, Mailgun's
+    /// `signature` object).
+    pub body: Vec<u8>,
 }
 
 /// One email service provider: everything the rest of the code knows about an
@@ -169,14 +174,15 @@ pub trait Provider: Sync {
     /// Public: never use it in a deployment.
     fn local_secret(&self) -> &'static str;
 
-    /// Credentials for a request with `body`, made with `secret` at `unix_secs`,
-    /// as the ESP would send them (the test sender, demo, samples and benches).
-    fn sign(&self, secret: &str, _unix_secs: i64, _body: &[u8]) -> Signed {
+    /// The request carrying `body`, signed with `secret` at `unix_secs`, as the
+    /// ESP would send it (the test sender, demo, samples, tests and benches).
+    fn sign(&self, secret: &str, _unix_secs: i64, body: &[u8]) -> Signed {
         Signed {
             query: form_urlencoded::Serializer::new(String::new())
                 .append_pair("token", secret)
                 .finish(),
             headers: Vec::new(),
+            body: body.to_vec(),
         }
     }
 

@@ -63,7 +63,8 @@ fn expected_request_seeds() -> Vec<(String, Vec<u8>)> {
             };
             let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
             headers.extend(signed.headers);
-            let text = mailhooks::fuzz_support::render_request("POST", &target, &headers, &body);
+            let text =
+                mailhooks::fuzz_support::render_request("POST", &target, &headers, &signed.body);
             seeds.push((format!("{}-{name}.txt", provider.name()), text));
         }
     }

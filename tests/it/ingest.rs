@@ -392,7 +392,7 @@ async fn stage_prefix_and_base64_bodies_are_handled() {
     let db = Emulator::start().await;
     let app = app(&db);
     let body = fixture("engagelab", "open");
-    let (_, headers) = signed("engagelab", &secrets("engagelab")[1], &body);
+    let headers = signed("engagelab", &secrets("engagelab")[1], &body).headers;
     let mut event = apigw_event("POST", "/prod/webhooks/engagelab", "", &headers, &body);
     event["requestContext"]["stage"] = json!("prod");
     use base64::Engine;

@@ -22,14 +22,13 @@ fn expected_events() -> Vec<(String, String)> {
             // A signed timestamp is the event's own time, so the file is reproducible.
             let signed_at = events[0].event_time_ms / 1000;
             let signed = provider.sign(provider.local_secret(), signed_at, &body);
-            let (query, headers) = (signed.query, signed.headers);
             let provider = provider.name();
             let event = apigw_event(
                 "POST",
                 &format!("/webhooks/{provider}"),
-                &query,
-                &headers,
-                &body,
+                &signed.query,
+                &signed.headers,
+                &signed.body,
             );
             let text = serde_json::to_string_pretty(&event).unwrap() + "\n";
             out.push((format!("{provider}-{}.json", name.replace('_', "-")), text));

@@ -56,13 +56,13 @@ async fn secrets_from_secrets_manager_authenticate_webhooks() {
         } else {
             fixture(provider, "delivered")
         };
-        let (query, headers) = signed(provider, secret, &body);
+        let signed = signed(provider, secret, &body);
         let event = apigw_event(
             "POST",
             &format!("/webhooks/{provider}"),
-            &query,
-            &headers,
-            &body,
+            &signed.query,
+            &signed.headers,
+            &signed.body,
         );
         let (status, reply) = parts(app.handle(to_request(&event)).await);
         assert_eq!(status, expected, "{provider} with {secret}: {reply}");

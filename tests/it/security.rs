@@ -4,7 +4,7 @@
 //! its own test file (e.g. tests/it/engagelab_signing.rs).
 
 use crate::common::*;
-use mailhooks::providers::{AuthScheme, Provider};
+use mailhooks::providers::{AuthScheme, Provider, Signed};
 use serde_json::{Value, json};
 
 /// A valid body for a provider: its first fixture, by name, that parses.
@@ -16,24 +16,38 @@ fn body(name: &str) -> Vec<u8> {
         .unwrap()
 }
 
+/// Sends a signed request through the handler.
 async fn send(
     app: &mailhooks::App<mailhooks::store::DynamoStore>,
     provider: &str,
-    query: &str,
-    headers: &[(String, String)],
+    request: &Signed,
 ) -> (u16, Value) {
-    post(app, provider, query, headers, &body(provider)).await
+    post(
+        app,
+        provider,
+        &request.query,
+        &request.headers,
+        &request.body,
+    )
+    .await
 }
 
-/// Credentials for `name`'s valid body, made with `secret`.
-fn credentials(name: &str, secret: &str) -> (String, Vec<(String, String)>) {
+/// `name`'s valid body with no credentials at all.
+fn unsigned(name: &str) -> Signed {
+    Signed {
+        body: body(name),
+        ..Signed::default()
+    }
+}
+
+/// `name`'s valid body, signed with `secret`.
+fn credentials(name: &str, secret: &str) -> Signed {
     signed(name, secret, &body(name))
 }
 
-/// Credentials made at `unix_secs` instead of now.
-fn credentials_at(name: &str, secret: &str, unix_secs: i64) -> (String, Vec<(String, String)>) {
-    let signed = provider(name).sign(secret, unix_secs, &body(name));
-    (signed.query, signed.headers)
+/// `name`'s valid body, signed at `unix_secs` instead of now.
+fn credentials_at(name: &str, secret: &str, unix_secs: i64) -> Signed {
+    provider(name).sign(secret, unix_secs, &body(name))
 }
 
 /// The providers whose scheme signs a timestamp.
@@ -59,12 +73,12 @@ async fn every_provider_refuses_missing_and_wrong_credentials_and_accepts_rotate
     for provider in provider_names() {
         let scheme = crate::common::provider(provider).scheme();
         let stored_before = db.items().await.len();
-        let (status, reply) = send(&app, provider, "", &[]).await;
+        let (status, reply) = send(&app, provider, &unsigned(provider)).await;
         assert_eq!(status, 401, "{provider}: no credentials");
         assert_eq!(reply["error"], scheme.missing_code(), "{provider}");
 
-        let (query, headers) = credentials(provider, "not-the-secret");
-        let (status, reply) = send(&app, provider, &query, &headers).await;
+        let request = credentials(provider, "not-the-secret");
+        let (status, reply) = send(&app, provider, &request).await;
         assert_eq!(status, 401, "{provider}: wrong secret");
         assert_eq!(reply["error"], scheme.bad_code(), "{provider}");
         assert!(
@@ -78,8 +92,8 @@ async fn every_provider_refuses_missing_and_wrong_credentials_and_accepts_rotate
         );
 
         for (i, secret) in secrets(provider).iter().enumerate() {
-            let (query, headers) = credentials(provider, secret);
-            let (status, reply) = send(&app, provider, &query, &headers).await;
+            let request = credentials(provider, secret);
+            let (status, reply) = send(&app, provider, &request).await;
             assert_eq!(status, 200, "{provider}: secret #{i} accepted: {reply}");
         }
     }
@@ -104,9 +118,13 @@ async fn every_provider_refuses_a_tampered_credential() {
     let db = Emulator::start().await;
     let app = app(&db);
     for provider in provider_names() {
-        let (query, mut headers) = credentials(provider, &secrets(provider)[0]);
-        let query = tamper(crate::common::provider(provider), &query, &mut headers);
-        let (status, _) = send(&app, provider, &query, &headers).await;
+        let mut request = credentials(provider, &secrets(provider)[0]);
+        request.query = tamper(
+            crate::common::provider(provider),
+            &request.query,
+            &mut request.headers,
+        );
+        let (status, _) = send(&app, provider, &request).await;
         assert_eq!(status, 401, "{provider}");
     }
     assert!(db.items().await.is_empty());
@@ -119,8 +137,8 @@ async fn a_provider_without_secrets_fails_closed() {
     config.secrets.clear();
     let app = app_with(&db.endpoint, config);
     for provider in provider_names() {
-        let (query, headers) = credentials(provider, &secrets(provider)[0]);
-        let (status, reply) = send(&app, provider, &query, &headers).await;
+        let request = credentials(provider, &secrets(provider)[0]);
+        let (status, reply) = send(&app, provider, &request).await;
         assert_eq!(
             (status, reply["error"].as_str()),
             (401, Some("not_configured")),
@@ -136,22 +154,26 @@ async fn token_providers_accept_basic_auth_and_refuse_disagreeing_credentials() 
     use base64::Engine;
     for provider in token_providers().map(|p| p.name()) {
         let [old, new] = secrets(provider);
-        let basic = |secret: &str| {
+        let basic = |query: &str, secret: &str| {
             let encoded =
                 base64::engine::general_purpose::STANDARD.encode(format!("{provider}:{secret}"));
-            vec![("Authorization".to_owned(), format!("Basic {encoded}"))]
+            Signed {
+                query: query.to_owned(),
+                headers: vec![("Authorization".to_owned(), format!("Basic {encoded}"))],
+                body: body(provider),
+            }
         };
         assert_eq!(
-            send(&app, provider, "", &basic(&new)).await.0,
+            send(&app, provider, &basic("", &new)).await.0,
             200,
             "{provider} basic"
         );
         assert_eq!(
-            send(&app, provider, "", &basic("nope")).await.0,
+            send(&app, provider, &basic("", "nope")).await.0,
             401,
             "{provider} wrong basic"
         );
-        let (status, reply) = send(&app, provider, &format!("token={old}"), &basic(&new)).await;
+        let (status, reply) = send(&app, provider, &basic(&format!("token={old}"), &new)).await;
         assert_eq!(
             (status, reply["error"].as_str()),
             (401, Some("conflicting_credentials")),
@@ -170,9 +192,8 @@ async fn signed_timestamps_outside_the_window_are_refused() {
             (301, "future"),
             (-10 * 86_400, "10 days old"),
         ] {
-            let (query, headers) =
-                credentials_at(provider, &secrets(provider)[0], NOW_SECS + offset);
-            let (status, reply) = send(&app, provider, &query, &headers).await;
+            let request = credentials_at(provider, &secrets(provider)[0], NOW_SECS + offset);
+            let (status, reply) = send(&app, provider, &request).await;
             assert_eq!(
                 (status, reply["error"].as_str()),
                 (401, Some("stale_timestamp")),
@@ -187,32 +208,20 @@ async fn signed_timestamps_outside_the_window_are_refused() {
 async fn the_window_is_configurable_and_can_be_disabled_for_development() {
     let db = Emulator::start().await;
     for provider in signing_providers().map(|p| p.name()) {
-        let (query, headers) = credentials_at(provider, &secrets(provider)[0], NOW_SECS - 3600);
+        let request = credentials_at(provider, &secrets(provider)[0], NOW_SECS - 3600);
         let wide = app_with(
             &db.endpoint,
             config(&[("SIGNATURE_TOLERANCE_SECS", "7200")]),
         );
-        assert_eq!(
-            send(&wide, provider, &query, &headers).await.0,
-            200,
-            "{provider}"
-        );
+        assert_eq!(send(&wide, provider, &request).await.0, 200, "{provider}");
         let narrow = app_with(&db.endpoint, config(&[("SIGNATURE_TOLERANCE_SECS", "60")]));
-        assert_eq!(
-            send(&narrow, provider, &query, &headers).await.0,
-            401,
-            "{provider}"
-        );
+        assert_eq!(send(&narrow, provider, &request).await.0, 401, "{provider}");
         let dev = app_with(
             &db.endpoint,
             config(&[("MAILHOOKS_DEV_SKIP_FRESHNESS", "true")]),
         );
-        let (query, headers) = credentials_at(provider, &secrets(provider)[0], 1_676_615_714);
-        assert_eq!(
-            send(&dev, provider, &query, &headers).await.0,
-            200,
-            "{provider}"
-        );
+        let request = credentials_at(provider, &secrets(provider)[0], 1_676_615_714);
+        assert_eq!(send(&dev, provider, &request).await.0, 200, "{provider}");
     }
 }
 
@@ -223,13 +232,13 @@ async fn the_window_is_configurable_and_can_be_disabled_for_development() {
 async fn a_captured_signed_request_replayed_after_the_window_is_refused() {
     let db = Emulator::start().await;
     for provider in signing_providers().map(|p| p.name()) {
-        let (query, headers) = credentials(provider, &secrets(provider)[0]);
+        let request = credentials(provider, &secrets(provider)[0]);
         let event = apigw_event(
             "POST",
             &format!("/webhooks/{provider}"),
-            &query,
-            &headers,
-            &body(provider),
+            &request.query,
+            &request.headers,
+            &request.body,
         );
         let (status, _) = parts(app(&db).handle(to_request(&event)).await);
         assert_eq!(status, 200, "{provider}");
@@ -259,7 +268,11 @@ async fn a_captured_signed_request_replayed_after_the_window_is_refused() {
 async fn header_name_case_never_matters() {
     let db = Emulator::start().await;
     for provider in provider_names() {
-        let (query, headers) = credentials(provider, &secrets(provider)[0]);
+        let Signed {
+            query,
+            headers,
+            body,
+        } = credentials(provider, &secrets(provider)[0]);
         for case in [str::to_ascii_uppercase, str::to_ascii_lowercase] {
             // ALB passes header names as the client sent them.
             let mut header_map = serde_json::Map::new();
@@ -277,7 +290,7 @@ async fn header_name_case_never_matters() {
                 "path": format!("/webhooks/{provider}"),
                 "queryStringParameters": query_map,
                 "headers": header_map,
-                "body": String::from_utf8(body(provider)).unwrap(),
+                "body": String::from_utf8(body.clone()).unwrap(),
                 "isBase64Encoded": false
             });
             let (status, reply) = parts(app(&db).handle(to_request(&alb)).await);
@@ -316,7 +329,11 @@ async fn duplicated_authentication_headers_are_refused() {
     let app = app(&db);
     for provider in mailhooks::providers::ALL {
         let name = provider.name();
-        let (query, mut headers) = credentials(name, &secrets(name)[0]);
+        let Signed {
+            query,
+            mut headers,
+            body,
+        } = credentials(name, &secrets(name)[0]);
         let expected = match provider.scheme() {
             AuthScheme::SignedHeaders { signature } => {
                 // A bad copy before the good one, under another case.
@@ -332,7 +349,7 @@ async fn duplicated_authentication_headers_are_refused() {
             }
             _ => query,
         };
-        let request = raw_request(&target(name, &query), &headers, body(name));
+        let request = raw_request(&target(name, &query), &headers, body);
         let (status, reply) = parts(app.handle(request).await);
         assert_eq!(
             (status, reply["error"].as_str()),
@@ -349,20 +366,24 @@ async fn oversized_credentials_are_refused_without_harm() {
     let app = app(&db);
     let huge = "a".repeat(256 * 1024);
     for provider in provider_names() {
-        let (query, headers) = credentials(provider, &secrets(provider)[0]);
+        let Signed {
+            query,
+            headers,
+            body,
+        } = credentials(provider, &secrets(provider)[0]);
         // Every signing header at 256 KB.
         if !headers.is_empty() {
             let headers: Vec<_> = headers
                 .iter()
                 .map(|(k, _)| (k.clone(), huge.clone()))
                 .collect();
-            let request = raw_request(&target(provider, &query), &headers, body(provider));
+            let request = raw_request(&target(provider, &query), &headers, body.clone());
             assert_eq!(parts(app.handle(request).await).0, 401, "{provider}");
         }
         // A token of 60 KB (URIs over 64 KB cannot even be built by the `http` crate).
         if !query.is_empty() {
             let long_token = format!("token={}", "b".repeat(60 * 1024));
-            let request = raw_request(&target(provider, &long_token), &headers, body(provider));
+            let request = raw_request(&target(provider, &long_token), &headers, body.clone());
             assert_eq!(parts(app.handle(request).await).0, 401, "{provider}");
         }
     }
@@ -375,7 +396,11 @@ async fn path_tricks_never_reach_a_provider() {
     let app = app(&db);
     for provider in provider_names() {
         let upper = provider.to_ascii_uppercase();
-        let (query, headers) = credentials(provider, &secrets(provider)[0]);
+        let Signed {
+            query,
+            headers,
+            body,
+        } = credentials(provider, &secrets(provider)[0]);
         for (path, expected) in [
             (format!("/webhooks/../webhooks/{provider}"), 404),
             (format!("/webhooks/./{provider}"), 404),
@@ -394,7 +419,7 @@ async fn path_tricks_never_reach_a_provider() {
             } else {
                 format!("{path}?{query}")
             };
-            let request = raw_request(&uri, &headers, body(provider));
+            let request = raw_request(&uri, &headers, body.clone());
             let (status, reply) = parts(app.handle(request).await);
             assert_eq!(status, expected, "{path}: {reply}");
         }

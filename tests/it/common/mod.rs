@@ -153,22 +153,21 @@ pub fn apigw_event(
     })
 }
 
-/// Query and headers that authenticate a request to `name` carrying `body`
-/// with `secret`, signed now.
-pub fn signed(name: &str, secret: &str, body: &[u8]) -> (String, Vec<(String, String)>) {
-    let signed = provider(name).sign(secret, NOW_SECS, body);
-    (signed.query, signed.headers)
+/// The request to `name` carrying `body`, signed with `secret` now: query,
+/// headers and the body to send (the signature may live in it).
+pub fn signed(name: &str, secret: &str, body: &[u8]) -> mailhooks::providers::Signed {
+    provider(name).sign(secret, NOW_SECS, body)
 }
 
 /// A correctly signed POST of `body` to `provider`, as API Gateway delivers it.
 pub fn signed_post(provider: &str, body: &[u8]) -> lambda_http::Request {
-    let (query, headers) = signed(provider, &secrets(provider)[0], body);
+    let signed = signed(provider, &secrets(provider)[0], body);
     to_request(&apigw_event(
         "POST",
         &format!("/webhooks/{provider}"),
-        &query,
-        &headers,
-        body,
+        &signed.query,
+        &signed.headers,
+        &signed.body,
     ))
 }
 
