@@ -4,10 +4,12 @@
 //! Adding an ESP is one new module, its fixtures folder, one line in [`ALL`] and
 //! its docs page (docs/adding-an-esp.md).
 
+pub mod brevo;
 pub mod engagelab;
 mod json;
 pub mod mime_words;
 pub mod postmark;
+pub mod sparkpost;
 pub mod tencent;
 pub mod uspeedo;
 
@@ -64,7 +66,8 @@ pub struct AuthContext<'a> {
 /// local banner and the docs say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthScheme {
-    /// A shared secret the ESP sends as `?token=` or as the HTTP Basic password.
+    /// A shared secret the ESP sends as `?token=`, as the HTTP Basic password or
+    /// as an `Authorization: Bearer` token.
     Token,
     /// Headers carrying a signature over a timestamp, keyed with the secret; a
     /// signed timestamp outside the freshness window is refused.
@@ -137,7 +140,8 @@ pub trait Provider: Sync {
     }
 
     /// Verifies the request; on success names the method that matched (for logs).
-    /// The default is the token scheme: `?token=` or the HTTP Basic password.
+    /// The default is the token scheme: `?token=`, the HTTP Basic password or a
+    /// Bearer token.
     fn authenticate(
         &self,
         request: &Inbound<'_>,
@@ -198,6 +202,8 @@ pub static ALL: &[&dyn Provider] = &[
     &engagelab::EngageLab,
     &uspeedo::Uspeedo,
     &postmark::Postmark,
+    &brevo::Brevo,
+    &sparkpost::SparkPost,
 ];
 
 /// Finds a provider by its route name (exact, lower-case).
