@@ -7,6 +7,7 @@
 pub mod brevo;
 pub mod engagelab;
 mod json;
+pub mod mailjet;
 pub mod mime_words;
 pub mod postmark;
 pub mod sparkpost;
@@ -204,6 +205,7 @@ pub static ALL: &[&dyn Provider] = &[
     &postmark::Postmark,
     &brevo::Brevo,
     &sparkpost::SparkPost,
+    &mailjet::Mailjet,
 ];
 
 /// Finds a provider by its route name (exact, lower-case).
