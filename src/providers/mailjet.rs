@@ -18,10 +18,6 @@ use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 /// Mailjet event callbacks (grouped or not).
 pub struct Mailjet;
 
-/// The time of an event without `time`: the Unix epoch, fixed so that a retry of
-/// the same body keeps its sort key.
-const NO_TIME_MS: i64 = 0;
-
 /// The `Payload` key a test sender's run id goes in.
 const TEST_TAG: &str = "mailhooks_test";
 
@@ -164,11 +160,9 @@ fn classify(name: &str, record: &Map<String, Value>) -> (EventType, Option<Bounc
     }
 }
 
-/// `time`, Unix seconds; absent is [`NO_TIME_MS`], unreadable an error.
+/// `time`, Unix seconds: every Mailjet event has one, so absent or unreadable is
+/// an error (which also keeps other ESPs' bodies off this route).
 fn event_time(index: usize, record: &Map<String, Value>) -> Result<i64, ParseError> {
-    if json::text(record, "time").is_none() {
-        return Ok(NO_TIME_MS);
-    }
     json::int(record, "time")
         .map(unix_to_ms)
         .ok_or(ParseError::MissingField {
@@ -181,7 +175,11 @@ fn parse_record(index: usize, value: &Value) -> Result<EmailEvent, ParseError> {
     let record = json::as_object(value, "a Mailjet event")?;
     let missing = |field| ParseError::MissingField { index, field };
     let name = json::text(record, "event").ok_or_else(|| missing("event"))?;
-    let message_id = json::text(record, "MessageID").ok_or_else(|| missing("MessageID"))?;
+    // Matched exactly: Tencent's `messageId` is not Mailjet's `MessageID`.
+    let message_id = record
+        .get("MessageID")
+        .and_then(json::value_text)
+        .ok_or_else(|| missing("MessageID"))?;
     let time = event_time(index, record)?;
     let (event_type, bounce_type) = classify(&name, record);
     let failed = matches!(
@@ -565,7 +563,7 @@ mod tests {
             })
         );
         assert_eq!(
-            Mailjet.parse(br#"[{"event":"sent","MessageID":1},{"event":"sent"}]"#),
+            Mailjet.parse(br#"[{"event":"sent","MessageID":1,"time":1},{"event":"sent"}]"#),
             Err(ParseError::MissingField {
                 index: 1,
                 field: "MessageID"
@@ -578,8 +576,20 @@ mod tests {
                 field: "time"
             })
         );
-        let undated = Mailjet.parse(br#"{"event":"sent","MessageID":1}"#).unwrap();
-        assert_eq!(undated[0].event_time_ms, NO_TIME_MS);
+        assert_eq!(
+            Mailjet.parse(br#"{"event":"sent","MessageID":1}"#),
+            Err(ParseError::MissingField {
+                index: 0,
+                field: "time"
+            })
+        );
+        assert_eq!(
+            Mailjet.parse(br#"{"event":"sent","messageId":1,"time":1}"#),
+            Err(ParseError::MissingField {
+                index: 0,
+                field: "MessageID"
+            })
+        );
         // Deeply nested values hit serde_json's recursion limit, not the stack.
         let deep = format!(
             r#"{{"event":"sent","MessageID":1,"x":{}{}}}"#,

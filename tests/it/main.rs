@@ -7,6 +7,7 @@
 mod common;
 
 mod bad_input;
+mod batches;
 mod cli;
 mod docs;
 mod engagelab_signing;

@@ -148,6 +148,36 @@ async fn a_provider_without_secrets_fails_closed() {
 }
 
 #[tokio::test]
+async fn token_providers_accept_bearer_tokens_and_refuse_disagreeing_credentials() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    for provider in token_providers().map(|p| p.name()) {
+        let [old, new] = secrets(provider);
+        let bearer = |query: &str, token: &str| Signed {
+            query: query.to_owned(),
+            headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+            body: body(provider),
+        };
+        for secret in [&old, &new] {
+            let (status, reply) = send(&app, provider, &bearer("", secret)).await;
+            assert_eq!(status, 200, "{provider} bearer: {reply}");
+        }
+        let (status, reply) = send(&app, provider, &bearer("", "nope")).await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (401, Some("bad_token")),
+            "{provider} wrong bearer"
+        );
+        let (status, reply) = send(&app, provider, &bearer(&format!("token={old}"), &new)).await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (401, Some("conflicting_credentials")),
+            "{provider}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn token_providers_accept_basic_auth_and_refuse_disagreeing_credentials() {
     let db = Emulator::start().await;
     let app = app(&db);
