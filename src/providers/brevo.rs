@@ -158,19 +158,15 @@ fn last_sunday(year: i32, month: Month) -> Option<Date> {
 /// The SMTP reply code inside a Brevo `reason`, which may be prefixed
 /// (` RecipientError: 550 5.5.0 …`): the first word of three digits starting 2, 4 or 5.
 fn status_code(reason: &str) -> Option<String> {
-    let mut rest = reason;
-    while !rest.is_empty() {
-        let trimmed = rest.trim_start();
-        let word_len = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
-        let word = &trimmed[..word_len];
-        if word.len() == 3 && matches!(word.as_bytes().first(), Some(b'2' | b'4' | b'5')) {
-            if let Some(code) = json::smtp_code(trimmed) {
-                return Some(code);
-            }
-        }
-        rest = &trimmed[word_len..];
-    }
-    None
+    let words: Vec<&str> = reason.split_whitespace().collect();
+    let is_reply_code = |w: &str| {
+        w.len() == 3
+            && w.bytes().all(|b| b.is_ascii_digit())
+            && matches!(w.as_bytes().first(), Some(b'2' | b'4' | b'5'))
+    };
+    let at = words.iter().position(|w| is_reply_code(w))?;
+    let pair: Vec<&str> = words.iter().skip(at).take(2).copied().collect();
+    json::smtp_code(&pair.join(" "))
 }
 
 fn parse_event(index: usize, value: &Value) -> Result<EmailEvent, ParseError> {
@@ -604,6 +600,10 @@ mod tests {
         assert_eq!(status_code("Error: 421 try later"), Some("421".into()));
         assert_eq!(status_code("blocked : due to blacklist user"), None);
         assert_eq!(status_code("ref 123 only"), None);
+        assert_eq!(
+            status_code("5xx then 451 4.7.1 later"),
+            Some("451 4.7.1".into())
+        );
     }
 
     #[test]
