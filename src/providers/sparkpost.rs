@@ -41,11 +41,17 @@ impl Provider for SparkPost {
         (!pings.is_empty()).then_some(Control { kind: "ping" })
     }
 
+    /// A batch (a JSON array), or one element: the `raw` stored for each event,
+    /// which re-normalization parses again.
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
-        let Value::Array(elements) = json::parse_body(body)? else {
-            return Err(ParseError::WrongShape(
-                "a SparkPost batch must be a JSON array of {\"msys\": {...}}".into(),
-            ));
+        let elements = match json::parse_body(body)? {
+            Value::Array(elements) => elements,
+            element @ Value::Object(_) => vec![element],
+            _ => {
+                return Err(ParseError::WrongShape(
+                    "a SparkPost batch must be a JSON array of {\"msys\": {...}}".into(),
+                ));
+            }
         };
         let mut events = Vec::with_capacity(elements.len());
         for (index, element) in elements.iter().enumerate() {
@@ -330,6 +336,12 @@ mod tests {
         assert_eq!(e.event_time_ms, time_ms, "{name}");
         let raw: Value = serde_json::from_slice(&body(name)).unwrap();
         assert_eq!(e.raw, json::canonical(&raw[0]), "{name}");
+        // The stored raw parses again into the same event (re-normalization).
+        assert_eq!(
+            SparkPost.parse(e.raw.as_bytes()),
+            Ok(vec![e.clone()]),
+            "{name}"
+        );
         e
     }
 
@@ -595,9 +607,16 @@ mod tests {
     #[test]
     fn shape_and_field_errors() {
         assert!(matches!(
-            SparkPost.parse(b"{}"),
+            SparkPost.parse(b"7"),
             Err(ParseError::WrongShape(_))
         ));
+        assert_eq!(
+            SparkPost.parse(b"{}"),
+            Err(ParseError::MissingField {
+                index: 0,
+                field: "msys"
+            })
+        );
         assert!(matches!(
             SparkPost.parse(b"[1]"),
             Err(ParseError::WrongShape(_))
