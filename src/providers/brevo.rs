@@ -5,8 +5,9 @@
 //! as the time — `date` is Paris local time and used only when nothing else is there.
 
 use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
-use time::{Date, Duration, Month, PrimitiveDateTime};
+use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime};
 
 use super::Provider;
 use super::json::{self, ParseError};
@@ -121,12 +122,22 @@ fn event_time(index: usize, event: &Map<String, Value>) -> Result<i64, ParseErro
         }
     }
     match json::text(event, "date") {
-        Some(date) => paris_time_ms(&date).ok_or(ParseError::MissingField {
+        Some(date) => date_ms(&date).ok_or(ParseError::MissingField {
             index,
             field: "date",
         }),
         None => Ok(NO_TIME_MS),
     }
+}
+
+/// Reads a `date`: RFC 3339 with an offset when it has one (an exact instant),
+/// else Brevo's `YYYY-MM-DD HH:MM:SS` as Paris local time.
+fn date_ms(text: &str) -> Option<i64> {
+    if matches!(text.as_bytes().get(10), Some(b'T' | b't')) {
+        let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        return i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000)).ok();
+    }
+    paris_time_ms(text)
 }
 
 /// Reads `YYYY-MM-DD HH:MM:SS` as Paris local time (CET, UTC+1; CEST, UTC+2 from
@@ -138,12 +149,12 @@ fn paris_time_ms(text: &str) -> Option<i64> {
     let year = local.year();
     let summer_starts = last_sunday(year, Month::March)?.with_hms(1, 0, 0).ok()?;
     let summer_ends = last_sunday(year, Month::October)?.with_hms(1, 0, 0).ok()?;
-    let as_summer = local - Duration::hours(2);
+    let as_summer = local.checked_sub(Duration::hours(2))?;
     let as_summer_utc = PrimitiveDateTime::new(as_summer.date(), as_summer.time());
     let utc = if (summer_starts..summer_ends).contains(&as_summer_utc) {
         as_summer
     } else {
-        local - Duration::hours(1)
+        local.checked_sub(Duration::hours(1))?
     };
     i64::try_from(utc.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
 }
@@ -550,6 +561,16 @@ mod tests {
         }
         assert_eq!(paris_time_ms("2026-10-25T03:00:00"), None);
         assert_eq!(paris_time_ms("yesterday"), None);
+        // The edges of the calendar give no time, never a panic.
+        assert_eq!(paris_time_ms("-9999-01-01 00:30:00"), None);
+        assert!(paris_time_ms("9999-12-31 23:59:59").is_some());
+        // A `date` with an offset is an exact instant.
+        assert_eq!(
+            date_ms("2026-10-25T03:00:00+01:00"),
+            Some(1_792_893_600_000)
+        );
+        assert_eq!(date_ms("2026-10-25T03:00:00"), None);
+        assert_eq!(date_ms("2026-10-25 03:00:00"), Some(1_792_893_600_000));
     }
 
     #[test]
