@@ -238,7 +238,9 @@ fn copy_metadata(event: &Map<String, Value>, out: &mut EmailEvent) {
     }
 }
 
-/// Keeps the documented fields the normalized ones do not hold.
+/// Keeps the documented fields the normalized ones do not hold. Looked up by
+/// their exact documented names: a case-insensitive fallback would scan the
+/// whole event once for every field it lacks.
 fn copy_details(event: &Map<String, Value>, out: &mut EmailEvent) {
     for (field, key) in [
         ("id", "webhook_id"),
@@ -249,7 +251,7 @@ fn copy_details(event: &Map<String, Value>, out: &mut EmailEvent) {
         ("contact_id", "contact_id"),
         ("mirror_link", "mirror_link"),
     ] {
-        if let Some(v) = json::text(event, field) {
+        if let Some(v) = event.get(field).and_then(json::value_text) {
             out.details.insert(key.into(), v);
         }
     }

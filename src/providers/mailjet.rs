@@ -233,7 +233,9 @@ fn copy_payload(record: &Map<String, Value>, out: &mut EmailEvent) {
     }
 }
 
-/// Keeps the documented fields the normalized ones do not hold.
+/// Keeps the documented fields the normalized ones do not hold. Looked up by
+/// their exact documented names: a case-insensitive fallback would scan the
+/// whole event once for every field it lacks.
 fn copy_details(record: &Map<String, Value>, out: &mut EmailEvent) {
     for (field, key) in [
         ("Message_GUID", "message_guid"),
@@ -252,7 +254,7 @@ fn copy_details(record: &Map<String, Value>, out: &mut EmailEvent) {
         ("source", "source"),
         ("geo", "geo"),
     ] {
-        if let Some(v) = json::text(record, field) {
+        if let Some(v) = record.get(field).and_then(json::value_text) {
             out.details.insert(key.into(), v);
         }
     }

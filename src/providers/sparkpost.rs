@@ -255,7 +255,9 @@ fn parse_event(
     Ok(out)
 }
 
-/// Keeps the documented fields the normalized ones do not hold.
+/// Keeps the documented fields the normalized ones do not hold. Looked up by
+/// their exact documented names: a case-insensitive fallback would scan the
+/// whole event once for every field it lacks.
 fn copy_details(event: &Map<String, Value>, out: &mut EmailEvent) {
     for field in [
         "event_id",
@@ -284,7 +286,7 @@ fn copy_details(event: &Map<String, Value>, out: &mut EmailEvent) {
         "routing_domain",
         "relay_id",
     ] {
-        if let Some(v) = json::text(event, field) {
+        if let Some(v) = event.get(field).and_then(json::value_text) {
             out.details.insert(field.into(), v);
         }
     }
