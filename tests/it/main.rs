@@ -8,6 +8,7 @@ mod common;
 
 mod bad_input;
 mod cli;
+mod direct_invocation;
 mod docs;
 mod engagelab_signing;
 mod faults;
