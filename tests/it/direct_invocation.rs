@@ -77,8 +77,27 @@ pub(crate) fn eventbridge_event(detail_type: &str, body: &[u8], time_ms: i64) ->
     })
 }
 
+/// `body` (JSON) without the whitespace between tokens, keys in their order:
+/// a message as SES publishes it.
+fn compact(body: &[u8]) -> String {
+    let text = std::str::from_utf8(body).expect("a UTF-8 body");
+    let (mut out, mut in_string, mut escaped) = (String::with_capacity(text.len()), false, false);
+    for c in text.chars() {
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if c.is_ascii_whitespace() {
+            continue;
+        } else {
+            in_string = c == '"';
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// One SNS record of a `lambda` subscription (the shape of the AWS docs' SNS
-/// event for Lambda), carrying `body` as `Message`.
+/// event for Lambda), carrying `body` as `Message`, compacted as SES sends it.
 pub(crate) fn sns_record(topic_arn: &str, body: &[u8], time_ms: i64) -> Value {
     let timestamp =
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000)
@@ -96,7 +115,7 @@ pub(crate) fn sns_record(topic_arn: &str, body: &[u8], time_ms: i64) -> Value {
             "MessageId": id_of(body),
             "TopicArn": topic_arn,
             "Subject": null,
-            "Message": String::from_utf8(body.to_vec()).expect("a UTF-8 body"),
+            "Message": compact(body),
             "Timestamp": timestamp,
             "SignatureVersion": "1",
             "Signature": "EXAMPLE",
@@ -150,6 +169,14 @@ async fn items_by_key(
             (key, item)
         })
         .collect()
+}
+
+#[test]
+fn compact_drops_whitespace_between_tokens_only() {
+    assert_eq!(
+        compact(b"{ \"a b\" : [1, \"x\\\" y\"],\n \"c\":\"\\\\\" }"),
+        r#"{"a b":[1,"x\" y"],"c":"\\"}"#
+    );
 }
 
 #[tokio::test]
@@ -408,6 +435,48 @@ async fn without_the_direct_provider_direct_events_fail_and_http_is_unaffected()
     let answer = invoke(&app, &unrouted, &http).await.unwrap();
     assert_eq!(answer["statusCode"], json!(200));
 }
+
+/// The direct sample files in `events/` (even those written ahead of their
+/// provider's registration) are read as direct events, and each pair carries the
+/// same provider event by EventBridge and by SNS.
+#[test]
+fn direct_sample_files_are_read_as_direct_events() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut pairs = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let Some((provider, fixture)) = name.split_once("-eventbridge-") else {
+            continue;
+        };
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+        let Invocation::EventBridge(eventbridge) = Invocation::from_json(&read(&name)) else {
+            panic!("events/{name} is not an EventBridge event")
+        };
+        assert_eq!(eventbridge.source, invocation::EVENTBRIDGE_SOURCE, "{name}");
+        let sns_name = format!("{provider}-sns-lambda-{fixture}");
+        let Invocation::Sns(sns) = Invocation::from_json(&read(&sns_name)) else {
+            panic!("events/{sns_name} is not an SNS invocation")
+        };
+        let [record] = sns.records.as_slice() else {
+            panic!("events/{sns_name}: one record")
+        };
+        let message = &record.sns.as_ref().unwrap().message;
+        let detail: Value = serde_json::from_str(eventbridge.detail.get()).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(message).unwrap(),
+            detail,
+            "{sns_name}"
+        );
+        pairs += 1;
+    }
+    assert!(
+        pairs >= DIRECT_SAMPLE_PAIRS,
+        "direct samples in events/: {pairs}"
+    );
+}
+
+/// The direct sample pairs `events/` holds (SES delivery and bounce).
+const DIRECT_SAMPLE_PAIRS: usize = 2;
 
 /// An ALB event of `body` to `path` with `query` (single-value headers).
 fn alb_event(path: &str, query: &[(&str, &str)], body: &[u8]) -> Value {
