@@ -9,6 +9,7 @@ mod common;
 mod bad_input;
 mod batches;
 mod cli;
+mod direct_invocation;
 mod docs;
 mod engagelab_signing;
 mod faults;
