@@ -10,12 +10,12 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::auth::Clock;
+use crate::auth::{AuthError, Clock};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{RequestMetrics, emf_lines};
 use crate::providers::{self, AuthContext, Inbound, Provider};
-use crate::store::{EventStore, PutOutcome, StoreError, codec};
+use crate::store::{ClaimOutcome, EventStore, PutOutcome, StoreError, codec};
 
 /// The webhook receiver, built once at cold start and shared by every request.
 pub struct App<S> {
@@ -193,12 +193,26 @@ impl<S: EventStore> App<S> {
         }
         let events = provider.parse_request(&inbound)?;
         codec::check_keys(&events)?;
-        // One deadline for the whole batch, SDK retries included: answer 5xx (the
-        // provider retries, idempotently) before the function or the provider gives up.
+        // One deadline for the claim and the whole batch, SDK retries included:
+        // answer 5xx (the provider retries, idempotently) before the function or
+        // the provider gives up.
+        let deadline = tokio::time::Instant::now() + self.config.store_timeout;
+        let passed = |_| StoreError::Unavailable("storage deadline passed".into());
+        if let Some(claim) = provider.replay_claim(&inbound, &ctx) {
+            // Before any event is written. A claim written for a request whose
+            // events then fail to store is this body's: the retry of the same
+            // body finds `SameBody` and stores the events.
+            let claimed = tokio::time::timeout_at(deadline, self.store.claim_replay(&claim))
+                .await
+                .map_err(passed)??;
+            if claimed == ClaimOutcome::OtherBody {
+                return Err(AuthError::Replayed.into());
+            }
+        }
         let store = self.store.put_events(&events, self.clock.now_ms());
-        let outcome = tokio::time::timeout(self.config.store_timeout, store)
+        let outcome = tokio::time::timeout_at(deadline, store)
             .await
-            .map_err(|_| StoreError::Unavailable("storage deadline passed".into()))??;
+            .map_err(passed)??;
         Ok(Success::Stored {
             received: events.len(),
             outcome,
