@@ -99,12 +99,10 @@ impl Provider for Mailgun {
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
         let value = json::parse_body(body)?;
         let root = json::as_object(&value, "a Mailgun webhook")?;
-        let data = root
-            .get("event-data")
-            .ok_or(ParseError::MissingField {
-                index: 0,
-                field: "event-data",
-            })?;
+        let data = root.get("event-data").ok_or(ParseError::MissingField {
+            index: 0,
+            field: "event-data",
+        })?;
         json::validate(vec![parse_event(data)?])
     }
 
@@ -113,8 +111,8 @@ impl Provider for Mailgun {
     }
 
     /// The body with a fresh `signature` object. The token is derived from the
-    /// body and time (hex SHA-256, 50 digits like Mailgun's), so samples are
-    /// reproducible and one body signed twice at one time is a retry. A JSON
+    /// key, time and body ([`test_token`]), so samples are reproducible and one
+    /// body signed twice with one key at one time is a retry. A JSON
     /// value that is not an object is wrapped as the `event-data`; bytes that are
     /// not JSON are sent as they are (unsigned).
     fn sign(&self, secret: &str, unix_secs: i64, body: &[u8]) -> Signed {
@@ -129,10 +127,7 @@ impl Provider for Mailgun {
             other => Map::from_iter([("event-data".to_owned(), other)]),
         };
         let timestamp = unix_secs.to_string();
-        let mut seed = Sha256::new();
-        seed.update(timestamp.as_bytes());
-        seed.update(body);
-        let token = hex::encode(seed.finalize())[..50].to_owned();
+        let token = test_token(secret, &timestamp, body);
         let signature = hex::encode(hmac_digest(secret, &timestamp, &token));
         envelope.insert(
             SIGNATURE_OBJECT.to_owned(),
@@ -145,10 +140,7 @@ impl Provider for Mailgun {
     }
 
     fn refresh_sample(&self, sample: &mut Value, now_ms: i64, run_id: &str) {
-        let Some(data) = sample
-            .get_mut("event-data")
-            .and_then(Value::as_object_mut)
-        else {
+        let Some(data) = sample.get_mut("event-data").and_then(Value::as_object_mut) else {
             return;
         };
         // Whole milliseconds as decimal seconds: read back exactly (see `seconds_to_ms`).
@@ -233,7 +225,8 @@ fn verify<'a>(request: &Inbound<'a>, ctx: &AuthContext<'_>) -> Result<Verified<'
 /// Verifies one signature object against every configured key (each compared in
 /// constant time); returns its timestamp in seconds.
 fn check_signature(slot: SignatureSlot<'_>, ctx: &AuthContext<'_>) -> Result<i64, AuthError> {
-    let (Some(timestamp), Some(token), Some(signature)) = (slot.timestamp, slot.token, slot.signature)
+    let (Some(timestamp), Some(token), Some(signature)) =
+        (slot.timestamp, slot.token, slot.signature)
     else {
         return Err(AuthError::BadSignature);
     };
@@ -263,6 +256,21 @@ fn is_form(request: &Inbound<'_>) -> bool {
         let v = v.trim_start().to_ascii_lowercase();
         v.starts_with("application/x-www-form-urlencoded") || v.starts_with("multipart/form-data")
     })
+}
+
+/// A test sender's token: 50 hex digits like Mailgun's, HMAC-derived from the key,
+/// time and body, so it is reproducible, differs per key (two keys never sign
+/// one token, as with Mailgun) and reveals nothing about the key.
+fn test_token(key: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!());
+    mac.update(b"mailhooks test token\0");
+    mac.update(timestamp.as_bytes());
+    mac.update(b"\0");
+    mac.update(body);
+    let mut token = hex::encode(mac.finalize().into_bytes());
+    token.truncate(50);
+    token
 }
 
 /// HMAC-SHA256 keyed with the signing key over `timestamp + token`.
@@ -557,7 +565,11 @@ fn parse_event(value: &Value) -> Result<EmailEvent, ParseError> {
     );
     event.bounce_type = bounce_type;
     event.recipient = json::text(data, "recipient")
-        .or_else(|| headers.and_then(|h| json::text(h, "to")).and_then(|to| single_address(&to)))
+        .or_else(|| {
+            headers
+                .and_then(|h| json::text(h, "to"))
+                .and_then(|to| single_address(&to))
+        })
         .map(|r| r.to_lowercase());
     let envelope = json::object(data, "envelope");
     event.subject = headers.and_then(|h| json::text(h, "subject"));
@@ -565,7 +577,8 @@ fn parse_event(value: &Value) -> Result<EmailEvent, ParseError> {
         .and_then(|h| json::text(h, "from"))
         .or_else(|| envelope.and_then(|e| json::text(e, "sender")));
     event.url = json::text(data, "url");
-    event.ip = json::text(data, "ip").or_else(|| envelope.and_then(|e| json::text(e, "sending-ip")));
+    event.ip =
+        json::text(data, "ip").or_else(|| envelope.and_then(|e| json::text(e, "sending-ip")));
     let client = json::object(data, "client-info");
     event.user_agent = client.and_then(|c| json::text(c, "user-agent"));
     add_failure(&mut event, data);
@@ -628,7 +641,10 @@ fn add_metadata(event: &mut EmailEvent, data: &Map<String, Value>) {
             }
         }
     }
-    if let Some(tags) = data.get("tags").filter(|t| t.as_array().is_some_and(|a| !a.is_empty())) {
+    if let Some(tags) = data
+        .get("tags")
+        .filter(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+    {
         event
             .metadata
             .entry("tags".into())
@@ -664,7 +680,11 @@ fn add_details(
         ),
         (
             json::object(data, "geolocation"),
-            &[("country", "country"), ("region", "region"), ("city", "city")][..],
+            &[
+                ("country", "country"),
+                ("region", "region"),
+                ("city", "city"),
+            ][..],
         ),
         (
             client,
@@ -878,12 +898,18 @@ mod tests {
     #[test]
     fn temporary_failures_are_deferred() {
         let event = parse_one("failed_temporary_greylisted");
-        assert_eq!((event.event_type, event.bounce_type), (EventType::Deferred, None));
+        assert_eq!(
+            (event.event_type, event.bounce_type),
+            (EventType::Deferred, None)
+        );
         assert_eq!(
             event.message_id,
             "20180812214638.1.4A7D468E9BC18C5D@example.org"
         );
-        assert_eq!(event.recipient.as_deref(), Some("undeliverable@mx.example.com"));
+        assert_eq!(
+            event.recipient.as_deref(),
+            Some("undeliverable@mx.example.com")
+        );
         assert_eq!(event.event_time_ms, 1_534_111_899_659);
         assert_eq!(
             event.details.get("failure_reason").map(String::as_str),
@@ -1050,9 +1076,15 @@ mod tests {
     fn the_raw_payload_leaves_the_signature_out() {
         let event = parse_one("delivered");
         assert!(event.raw.starts_with(r#"{"event-data":"#));
-        assert!(!event.raw.contains("651869375b9df3c98fc15c4889b102119add1235c38fc92824"));
+        assert!(
+            !event
+                .raw
+                .contains("651869375b9df3c98fc15c4889b102119add1235c38fc92824")
+        );
         // A re-delivery signed anew is the same event, with the same key.
-        let resigned = Mailgun.sign("k", 1_800_000_000, &body("delivered.json")).body;
+        let resigned = Mailgun
+            .sign("k", 1_800_000_000, &body("delivered.json"))
+            .body;
         let again = &Mailgun.parse(&resigned).unwrap()[0];
         assert_eq!(
             crate::store::codec::sort_key(again),
@@ -1101,7 +1133,8 @@ mod tests {
 
     fn with_signature(timestamp: &str, token: &str, signature: &str) -> Vec<u8> {
         let mut value: Value = serde_json::from_slice(&body("delivered.json")).unwrap();
-        value["signature"] = json!({"timestamp": timestamp, "token": token, "signature": signature});
+        value["signature"] =
+            json!({"timestamp": timestamp, "token": token, "signature": signature});
         serde_json::to_vec(&value).unwrap()
     }
 
@@ -1111,7 +1144,10 @@ mod tests {
             assert_eq!(signature_hex(VECTOR_KEY, timestamp, token), signature);
             let now: i64 = timestamp.parse().unwrap();
             let good = with_signature(timestamp, token, signature);
-            assert_eq!(auth_at(&good, &["other", VECTOR_KEY], now), Ok("hmac-sha256"));
+            assert_eq!(
+                auth_at(&good, &["other", VECTOR_KEY], now),
+                Ok("hmac-sha256")
+            );
             let mut flipped = signature.to_owned();
             flipped.replace_range(63..64, if signature.ends_with('0') { "1" } else { "0" });
             for bad in [
@@ -1119,7 +1155,10 @@ mod tests {
                 with_signature(timestamp, &format!("{token}x"), signature),
                 with_signature(&(now + 1).to_string(), token, signature),
             ] {
-                assert_eq!(auth_at(&bad, &[VECTOR_KEY], now), Err(AuthError::BadSignature));
+                assert_eq!(
+                    auth_at(&bad, &[VECTOR_KEY], now),
+                    Err(AuthError::BadSignature)
+                );
             }
             assert_eq!(
                 auth_at(&good, &["TEST_WEBHOOK_SIGNING_KEy"], now),
@@ -1138,10 +1177,21 @@ mod tests {
         let (ts, token, sig) = VECTORS[0];
         let now = 1_534_108_637;
         assert_eq!(auth_at(b"{}", &[], now), Err(AuthError::NotConfigured));
-        for missing in [&b"{}"[..], b"[]", b"", b"not json", br#"{"event-data":{}}"#, br#"{"signature":null}"#] {
+        for missing in [
+            &b"{}"[..],
+            b"[]",
+            b"",
+            b"not json",
+            br#"{"event-data":{}}"#,
+            br#"{"signature":null}"#,
+        ] {
             assert_eq!(
                 auth_at(missing, &[VECTOR_KEY], now).map_err(|e| e.code()),
-                Err(if missing == br#"{"signature":null}"# { "bad_signature" } else { "missing_signature" }),
+                Err(if missing == br#"{"signature":null}"# {
+                    "bad_signature"
+                } else {
+                    "missing_signature"
+                }),
                 "{}",
                 String::from_utf8_lossy(missing)
             );
@@ -1155,11 +1205,25 @@ mod tests {
         let inner_twice = format!(
             r#"{{"signature":{{"timestamp":"{ts}","token":"{token}","token":"{token}","signature":"{sig}"}}}}"#
         );
-        assert_eq!(auth_at(inner_twice.as_bytes(), &[VECTOR_KEY], now), Err(AuthError::BadSignature));
-        let escaped = format!(r#"{{"signature":{{"timestamp":"{ts}","token":"\u0031{}","signature":"{sig}"}}}}"#, &token[1..]);
-        assert_eq!(auth_at(escaped.as_bytes(), &[VECTOR_KEY], now), Err(AuthError::BadSignature));
-        let numeric = format!(r#"{{"signature":{{"timestamp":{ts},"token":"{token}","signature":"{sig}"}}}}"#);
-        assert_eq!(auth_at(numeric.as_bytes(), &[VECTOR_KEY], now), Err(AuthError::BadSignature));
+        assert_eq!(
+            auth_at(inner_twice.as_bytes(), &[VECTOR_KEY], now),
+            Err(AuthError::BadSignature)
+        );
+        let escaped = format!(
+            r#"{{"signature":{{"timestamp":"{ts}","token":"\u0031{}","signature":"{sig}"}}}}"#,
+            &token[1..]
+        );
+        assert_eq!(
+            auth_at(escaped.as_bytes(), &[VECTOR_KEY], now),
+            Err(AuthError::BadSignature)
+        );
+        let numeric = format!(
+            r#"{{"signature":{{"timestamp":{ts},"token":"{token}","signature":"{sig}"}}}}"#
+        );
+        assert_eq!(
+            auth_at(numeric.as_bytes(), &[VECTOR_KEY], now),
+            Err(AuthError::BadSignature)
+        );
         assert_eq!(
             auth_at(&with_signature("soon", token, sig), &[VECTOR_KEY], now),
             Err(AuthError::MalformedTimestamp)
@@ -1170,7 +1234,10 @@ mod tests {
         );
         let long_token = "a".repeat(MAX_TOKEN_BYTES + 1);
         let long = with_signature(ts, &long_token, &signature_hex(VECTOR_KEY, ts, &long_token));
-        assert_eq!(auth_at(&long, &[VECTOR_KEY], now), Err(AuthError::BadSignature));
+        assert_eq!(
+            auth_at(&long, &[VECTOR_KEY], now),
+            Err(AuthError::BadSignature)
+        );
         assert_eq!(
             auth_at(&with_signature(ts, token, sig), &[VECTOR_KEY], now + 301),
             Err(AuthError::StaleTimestamp(300))
@@ -1234,7 +1301,8 @@ mod tests {
         let value: Value = serde_json::from_slice(&signed.body).unwrap();
         assert_eq!(value["signature"]["token"].as_str().map(str::len), Some(50));
         // Not an object: wrapped as the event data.
-        let wrapped: Value = serde_json::from_slice(&Mailgun.sign("key", now, b"[1]").body).unwrap();
+        let wrapped: Value =
+            serde_json::from_slice(&Mailgun.sign("key", now, b"[1]").body).unwrap();
         assert_eq!(wrapped["event-data"], json!([1]));
     }
 
@@ -1273,7 +1341,9 @@ mod tests {
         // is refused at its first byte.
         let mut body = br#"{"event-data":["#.to_vec();
         body.extend(std::iter::repeat_n(b"{\"a\":0},".as_slice(), 512 * 1024).flatten());
-        body.extend_from_slice(br#"0],"signature":{"timestamp":"1","token":"t","signature":"00"}}"#);
+        body.extend_from_slice(
+            br#"0],"signature":{"timestamp":"1","token":"t","signature":"00"}}"#,
+        );
         let located = locate(&body).unwrap();
         assert_eq!(located.signature.and_then(|s| s.token), Some("t"));
         assert_eq!(auth_at(&body, &["k"], 1), Err(AuthError::BadSignature));
@@ -1287,6 +1357,9 @@ mod tests {
         Mailgun.refresh_sample(&mut sample, now_ms, "run-1");
         let event = &Mailgun.parse(sample.to_string().as_bytes()).unwrap()[0];
         assert_eq!(event.event_time_ms, now_ms);
-        assert_eq!(event.metadata.get(TEST_TAG).map(String::as_str), Some("run-1"));
+        assert_eq!(
+            event.metadata.get(TEST_TAG).map(String::as_str),
+            Some("run-1")
+        );
     }
 }

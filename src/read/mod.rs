@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::store::codec::{self, SORT_KEY};
-use crate::store::replay;
 use crate::store::errors::{FailureKind, SdkFailure, classify};
+use crate::store::replay;
 
 pub use crate::store::codec::StoredEvent;
 pub use crate::store::errors::error_chain;

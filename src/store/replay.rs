@@ -42,7 +42,10 @@ pub fn claim_key(claim: &ReplayClaim) -> String {
 /// The item recording `claim`.
 pub fn claim_item(claim: &ReplayClaim) -> Item {
     Item::from([
-        (PARTITION_KEY.to_owned(), AttributeValue::S(claim_key(claim))),
+        (
+            PARTITION_KEY.to_owned(),
+            AttributeValue::S(claim_key(claim)),
+        ),
         (
             SORT_KEY.to_owned(),
             AttributeValue::S(CLAIM_SORT_KEY.to_owned()),
