@@ -49,6 +49,10 @@ const MAX_TOKEN_BYTES: usize = 256;
 const CLAIM_MARGIN_SECS: i64 = 3600;
 /// The window a claim covers when freshness is disabled (development only).
 const UNBOUNDED_WINDOW_SECS: i64 = 86_400;
+/// A signature that matches no key: the log line says which key it must be.
+const KEY_MISMATCH: AuthError = AuthError::SignatureMismatch {
+    hint: "MAILGUN_SIGNING_KEYS must hold the HTTP webhook signing key (Mailgun: Settings → API Security), not the API key",
+};
 /// The `user-variables` key a test sender's run id goes in.
 const TEST_TAG: &str = "mailhooks_test";
 
@@ -246,7 +250,7 @@ fn check_signature(slot: SignatureSlot<'_>, ctx: &AuthContext<'_>) -> Result<i64
     if found {
         Ok(timestamp_secs)
     } else {
-        Err(AuthError::BadSignature)
+        Err(KEY_MISMATCH)
     }
 }
 
@@ -1155,16 +1159,20 @@ mod tests {
                 with_signature(timestamp, &format!("{token}x"), signature),
                 with_signature(&(now + 1).to_string(), token, signature),
             ] {
-                assert_eq!(
-                    auth_at(&bad, &[VECTOR_KEY], now),
-                    Err(AuthError::BadSignature)
-                );
+                assert_eq!(auth_at(&bad, &[VECTOR_KEY], now), Err(KEY_MISMATCH));
             }
             assert_eq!(
                 auth_at(&good, &["TEST_WEBHOOK_SIGNING_KEy"], now),
-                Err(AuthError::BadSignature)
+                Err(KEY_MISMATCH)
             );
         }
+        // A wrong key is the usual cause: the log line says which key it must be.
+        assert!(
+            KEY_MISMATCH
+                .to_string()
+                .contains("HTTP webhook signing key")
+        );
+        assert_eq!(KEY_MISMATCH.code(), "bad_signature");
         // The delivered fixture carries the first vector.
         assert_eq!(
             auth_at(&body("delivered.json"), &[VECTOR_KEY], 1_534_108_637),
@@ -1263,7 +1271,7 @@ mod tests {
         );
         assert_eq!(
             auth_at(&only_parent, &["subaccount-key"], 1_534_108_637),
-            Err(AuthError::BadSignature)
+            Err(KEY_MISMATCH)
         );
     }
 
@@ -1346,7 +1354,7 @@ mod tests {
         );
         let located = locate(&body).unwrap();
         assert_eq!(located.signature.and_then(|s| s.token), Some("t"));
-        assert_eq!(auth_at(&body, &["k"], 1), Err(AuthError::BadSignature));
+        assert_eq!(auth_at(&body, &["k"], 1), Err(KEY_MISMATCH));
         assert_eq!(locate(&body[1..]), None);
     }
 
