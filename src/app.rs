@@ -13,12 +13,12 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::auth::Clock;
+use crate::auth::{AuthError, Clock};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{RequestMetrics, emf_lines};
 use crate::providers::{self, AuthContext, Inbound, Provider};
-use crate::store::{EventStore, PutOutcome, StoreError, codec};
+use crate::store::{ClaimOutcome, EventStore, PutOutcome, ReplayClaim, StoreError, codec};
 
 /// The webhook receiver, built once at cold start and shared by every request.
 pub struct App<S> {
@@ -119,7 +119,7 @@ impl<S: EventStore> App<S> {
                 query: &[],
                 body,
             };
-            self.ingest(provider, &inbound).await
+            self.ingest(provider, &inbound, None).await
         };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         // The log line and metrics take a `Success`: the one clone is of a few counters.
@@ -192,7 +192,8 @@ impl<S: EventStore> App<S> {
                 auth,
             });
         }
-        let ingested = self.ingest(provider, &inbound).await?;
+        let claim = provider.replay_claim(&inbound, &ctx);
+        let ingested = self.ingest(provider, &inbound, claim).await?;
         Ok(Success::Stored { ingested, auth })
     }
 
@@ -201,15 +202,30 @@ impl<S: EventStore> App<S> {
         &self,
         provider: &dyn Provider,
         inbound: &Inbound<'_>,
+        claim: Option<ReplayClaim>,
     ) -> Result<Ingested, Error> {
         let events = provider.parse_request(inbound)?;
         codec::check_keys(&events)?;
-        // One deadline for the whole batch, SDK retries included: answer 5xx (the
-        // provider retries, idempotently) before the function or the provider gives up.
+        // One deadline for the claim and the whole batch, SDK retries included:
+        // answer 5xx (the provider retries, idempotently) before the function or
+        // the provider gives up.
+        let deadline = tokio::time::Instant::now() + self.config.store_timeout;
+        let passed = |_| StoreError::Unavailable("storage deadline passed".into());
+        if let Some(claim) = claim {
+            // Before any event is written. A claim written for a request whose
+            // events then fail to store is this body's: the retry of the same
+            // body finds `SameBody` and stores the events.
+            let claimed = tokio::time::timeout_at(deadline, self.store.claim_replay(&claim))
+                .await
+                .map_err(passed)??;
+            if claimed == ClaimOutcome::OtherBody {
+                return Err(AuthError::Replayed.into());
+            }
+        }
         let store = self.store.put_events(&events, self.clock.now_ms());
-        let outcome = tokio::time::timeout(self.config.store_timeout, store)
+        let outcome = tokio::time::timeout_at(deadline, store)
             .await
-            .map_err(|_| StoreError::Unavailable("storage deadline passed".into()))??;
+            .map_err(passed)??;
         Ok(Ingested {
             received: events.len(),
             outcome,

@@ -39,6 +39,27 @@ pub enum AuthError {
     /// The signature did not match any configured secret or algorithm.
     #[error("bad signature")]
     BadSignature,
+    /// The signature is well formed but matches no configured key; `hint` names the
+    /// key the ESP signs with (for the log line: a wrong key is the usual cause).
+    #[error("bad signature: {hint}")]
+    SignatureMismatch {
+        /// Which key the provider's secret variable must hold.
+        hint: &'static str,
+    },
+    /// The body carries no signature object (for ESPs that sign inside the body).
+    #[error("missing signature: the body has no {0} object")]
+    MissingBodySignature(&'static str),
+    /// The body carries its signature object more than once.
+    #[error("signature object {0} sent more than once")]
+    DuplicateBodySignature(&'static str),
+    /// A signed value already authenticated another body: a captured signature
+    /// replayed with a different body inside the freshness window.
+    #[error("replayed signature: it already authenticated another body")]
+    Replayed,
+    /// The body is in a format the provider's endpoint does not accept (e.g. a
+    /// legacy form-encoded webhook where JSON is expected).
+    #[error("unsupported webhook format: {0}")]
+    UnsupportedFormat(&'static str),
 }
 
 impl AuthError {
@@ -54,6 +75,11 @@ impl AuthError {
             AuthError::MalformedTimestamp => "malformed_timestamp",
             AuthError::StaleTimestamp(_) => "stale_timestamp",
             AuthError::BadSignature => "bad_signature",
+            AuthError::SignatureMismatch { .. } => "bad_signature",
+            AuthError::MissingBodySignature(_) => "missing_signature",
+            AuthError::DuplicateBodySignature(_) => "duplicate_signature",
+            AuthError::Replayed => "replayed",
+            AuthError::UnsupportedFormat(_) => "unsupported_format",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod brevo;
 pub mod engagelab;
 mod json;
 pub mod mailjet;
+pub mod mailgun;
 pub mod mime_words;
 pub mod postmark;
 pub mod sparkpost;
@@ -18,6 +19,7 @@ use serde_json::Value;
 
 use crate::auth::{AuthError, Clock, Credentials, Freshness, verify_token};
 use crate::event::EmailEvent;
+use crate::store::ReplayClaim;
 
 pub use json::ParseError;
 
@@ -76,6 +78,15 @@ pub enum AuthScheme {
         /// The header that holds the signature.
         signature: &'static str,
     },
+    /// A JSON object inside the body carrying a timestamp, a one-time token and
+    /// a signature over them; the rest of the body is not signed, so the token is
+    /// bound to the first body it authenticated ([`Provider::replay_claim`]).
+    SignedBody {
+        /// The top-level member of the body that holds the signature object.
+        object: &'static str,
+        /// The member of that object that holds the hex signature.
+        signature: &'static str,
+    },
 }
 
 impl AuthScheme {
@@ -84,6 +95,7 @@ impl AuthScheme {
         match self {
             AuthScheme::Token => AuthError::MissingToken.code(),
             AuthScheme::SignedHeaders { .. } => "missing_header",
+            AuthScheme::SignedBody { object, .. } => AuthError::MissingBodySignature(object).code(),
         }
     }
 
@@ -91,7 +103,9 @@ impl AuthScheme {
     pub fn bad_code(self) -> &'static str {
         match self {
             AuthScheme::Token => AuthError::BadToken.code(),
-            AuthScheme::SignedHeaders { .. } => AuthError::BadSignature.code(),
+            AuthScheme::SignedHeaders { .. } | AuthScheme::SignedBody { .. } => {
+                AuthError::BadSignature.code()
+            }
         }
     }
 
@@ -99,7 +113,9 @@ impl AuthScheme {
     pub fn console_hint(self, url: &str, secret: &str) -> String {
         match self {
             AuthScheme::Token => format!("POST {url}?token={secret}"),
-            AuthScheme::SignedHeaders { .. } => format!("POST {url}   signing key: {secret}"),
+            AuthScheme::SignedHeaders { .. } | AuthScheme::SignedBody { .. } => {
+                format!("POST {url}   signing key: {secret}")
+            }
         }
     }
 }
@@ -160,6 +176,14 @@ pub trait Provider: Sync {
         Ok("token")
     }
 
+    /// For an authenticated request whose signature does not cover the body: the
+    /// one-time value it signed, to be bound to this body before anything is
+    /// stored (the same value with another body is refused as `replayed`).
+    /// `None` (the default) when the signature covers the body or there is none.
+    fn replay_claim(&self, _request: &Inbound<'_>, _ctx: &AuthContext<'_>) -> Option<ReplayClaim> {
+        None
+    }
+
     /// An authenticated request that carries no event (a ping, a subscription
     /// handshake), recognised before parsing; `None` for event requests.
     fn control(&self, _request: &Inbound<'_>) -> Option<Control> {
@@ -206,6 +230,7 @@ pub static ALL: &[&dyn Provider] = &[
     &brevo::Brevo,
     &sparkpost::SparkPost,
     &mailjet::Mailjet,
+    &mailgun::Mailgun,
 ];
 
 /// Finds a provider by its route name (exact, lower-case).

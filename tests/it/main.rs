@@ -18,6 +18,7 @@ mod ingest;
 mod item_rules;
 #[cfg(feature = "local")]
 mod local_cors;
+mod mailgun_replay;
 mod ordering;
 mod runtime_logs;
 mod s3_archive;

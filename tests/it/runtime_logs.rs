@@ -18,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use base64::Engine;
+use mailhooks::providers::AuthScheme;
 use mailhooks::providers::engagelab::hmac_signature;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -198,13 +199,37 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-/// A request: its query, its headers and the status it must be answered.
-type Request = (String, Vec<(String, String)>, u64);
+/// A request: its query, its headers, its body and the status it must be answered.
+type Request = (String, Vec<(String, String)>, Vec<u8>, u64);
 
-/// Query, headers and expected status of every request sent to `provider`:
+/// Query, headers, body and expected status of every request sent to `provider`:
 /// good ones (twice: stored, then a duplicate), wrong secrets, wrong signatures.
 fn requests(provider: &str) -> Vec<Request> {
     let (good, bad) = (secret(provider), wrong(provider));
+    let scheme = crate::common::provider(provider).scheme();
+    if let AuthScheme::SignedBody { object, signature } = scheme {
+        let sign = |key: &str| {
+            crate::common::provider(provider)
+                .sign(key, now_secs(), &body(provider))
+                .body
+        };
+        let mut tampered: Value = serde_json::from_slice(&sign(&good)).unwrap();
+        tampered[object][signature] = Value::from("ab".repeat(32));
+        return vec![
+            (String::new(), Vec::new(), sign(&good), 200),
+            (String::new(), Vec::new(), sign(&good), 200),
+            (String::new(), Vec::new(), sign(&bad), 401),
+            (
+                String::new(),
+                Vec::new(),
+                serde_json::to_vec(&tampered).unwrap(),
+                401,
+            ),
+        ];
+    }
+    let with_body = |(query, headers, status): (String, Vec<(String, String)>, u64)| {
+        (query, headers, body(provider), status)
+    };
     if provider == "engagelab" {
         let ts = now_secs().to_string();
         let signed = |signature: String| {
@@ -214,16 +239,19 @@ fn requests(provider: &str) -> Vec<Request> {
                 ("X-WebHook-Signature".to_owned(), signature),
             ]
         };
-        vec![
+        [
             (String::new(), signed(hmac_signature(&good, &ts)), 200),
             (String::new(), signed(hmac_signature(&good, &ts)), 200),
             (String::new(), signed(hmac_signature(&bad, &ts)), 401),
             (String::new(), signed("ab".repeat(32)), 401),
         ]
+        .into_iter()
+        .map(with_body)
+        .collect()
     } else {
         let query = |token: &str| format!("token={token}");
         let auth = |token: &str| vec![("Authorization".to_owned(), basic(token))];
-        vec![
+        [
             (query(&good), Vec::new(), 200),
             (query(&good), Vec::new(), 200),
             (String::new(), auth(&good), 200),
@@ -231,6 +259,9 @@ fn requests(provider: &str) -> Vec<Request> {
             (String::new(), auth(&bad), 401),
             (query(&good), auth(&bad), 401),
         ]
+        .into_iter()
+        .map(with_body)
+        .collect()
     }
 }
 
@@ -249,19 +280,33 @@ async fn the_lambda_binary_at_trace_logs_no_secret_token_signature_or_body() {
     for provider in provider_names() {
         forbidden.push(secret(provider));
         forbidden.push(wrong(provider));
-        for (query, headers, status) in requests(provider) {
+        for (query, headers, body, status) in requests(provider) {
             for (name, value) in &headers {
                 if name == "Authorization" || name == "X-WebHook-Signature" {
                     forbidden.push(value.clone());
                     forbidden.extend(value.strip_prefix("Basic ").map(str::to_owned));
                 }
             }
+            // A signature carried in the body: its hex and its token.
+            if let AuthScheme::SignedBody { object, .. } =
+                crate::common::provider(provider).scheme()
+                && let Ok(value) = serde_json::from_slice::<Value>(&body)
+                && let Some(fields) = value[object].as_object()
+            {
+                forbidden.extend(
+                    fields
+                        .values()
+                        .filter_map(|v| v.as_str())
+                        .filter(|v| v.len() > 12)
+                        .map(str::to_owned),
+                );
+            }
             let event = apigw_event(
                 "POST",
                 &format!("/webhooks/{provider}"),
                 &query,
                 &headers,
-                &body(provider),
+                &body,
             );
             let answered = function.invoke(event).await;
             assert_eq!(answered, status, "{provider} {query} {headers:?}");

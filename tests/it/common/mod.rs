@@ -58,8 +58,22 @@ impl Emulator {
         Emulator { endpoint, client }
     }
 
-    /// Every item in the table.
+    /// Every event item in the table (replay claims left out: see `claims`).
     pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = self.all_items().await;
+        items.retain(|item| !mailhooks::store::replay::is_claim(item));
+        items
+    }
+
+    /// Every replay claim in the table (`store::replay`).
+    pub async fn claims(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = self.all_items().await;
+        items.retain(mailhooks::store::replay::is_claim);
+        items
+    }
+
+    /// Every item in the table, events and replay claims.
+    pub async fn all_items(&self) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
