@@ -642,7 +642,7 @@ mod tests {
         assert_eq!(public_keys(&[]).len(), 0);
     }
 
-    /// ECDSA verification cost per request: `cargo test --release --lib
+    /// ECDSA verification cost per request: `cargo test --lib
     /// sendgrid::tests::verify_cost -- --ignored --nocapture`.
     #[test]
     #[ignore = "a measurement, not a check"]
