@@ -34,7 +34,13 @@ pub fn provider(name: &str) -> &'static dyn mailhooks::providers::Provider {
 }
 
 /// Two secrets per provider: the second stands for a rotated-in secret.
+/// SendGrid's secrets are public keys, so its two are its development key
+/// pairs' public keys (its `sign` holds their private halves).
 pub fn secrets(provider: &str) -> [String; 2] {
+    if provider == "sendgrid" {
+        return mailhooks::providers::sendgrid::DEVELOPMENT_KEY_PAIRS
+            .map(|(public, _)| public.to_owned());
+    }
     [
         format!("{provider}-old-secret"),
         format!("{provider}-new-secret"),
