@@ -183,9 +183,16 @@ impl<S: EventStore> App<S> {
             secrets: self.config.secrets_for(provider.name()),
             freshness: self.config.freshness,
             clock: self.clock.as_ref(),
+            certificates_dir: self.config.sns_certificates_dir.as_deref(),
         };
+        if let Some(preparing) = provider.prepare(&inbound, &ctx) {
+            preparing.await?;
+        }
         let auth = provider.authenticate(&inbound, &ctx)?;
         if let Some(control) = provider.control(&inbound) {
+            if let Some(completing) = provider.complete_control(&inbound, control) {
+                completing.await?;
+            }
             return Ok(Success::Control {
                 kind: control.kind,
                 auth,
