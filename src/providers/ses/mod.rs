@@ -146,7 +146,7 @@ impl Provider for Ses {
 }
 
 /// The message tag `send-test-event` adds, so its events are findable.
-const TEST_TAG: &str = "mailhooks-test-run";
+const TEST_TAG: &str = "mailhooks_test";
 
 /// Authentication against a given certificate store (the provider's, or a
 /// test's): allow-list, envelope checks, certificate, validity, signature.
