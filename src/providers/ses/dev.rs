@@ -63,32 +63,74 @@ pub fn temporary_certificate_dir() -> std::io::Result<PathBuf> {
 /// development key. The `MessageId` is derived from the content, so signing
 /// the same body at the same time gives the same envelope.
 pub fn notification(topic_arn: &str, unix_secs: i64, body: &[u8]) -> Vec<u8> {
-    let message = String::from_utf8_lossy(body);
+    envelope(
+        MessageType::Notification,
+        topic_arn,
+        unix_secs,
+        &String::from_utf8_lossy(body),
+    )
+}
+
+/// A subscription or unsubscribe confirmation from `topic_arn`, signed like
+/// [`notification`], whose `SubscribeURL` is on SNS's host.
+pub fn confirmation(kind: MessageType, topic_arn: &str, unix_secs: i64) -> Vec<u8> {
+    envelope(
+        kind,
+        topic_arn,
+        unix_secs,
+        "You have chosen to subscribe to the topic. To confirm the subscription, visit the SubscribeURL.",
+    )
+}
+
+fn envelope(kind: MessageType, topic_arn: &str, unix_secs: i64, message: &str) -> Vec<u8> {
+    let type_name = match kind {
+        MessageType::Notification => "Notification",
+        MessageType::SubscriptionConfirmation => "SubscriptionConfirmation",
+        MessageType::UnsubscribeConfirmation => "UnsubscribeConfirmation",
+    };
     let timestamp = format_rfc3339_ms(unix_secs.saturating_mul(1000));
-    let message_id = content_uuid(topic_arn, &timestamp, &message);
-    let envelope = Envelope {
-        kind: Some("Notification".into()),
+    let message_id = content_uuid(topic_arn, &timestamp, message);
+    let control = kind != MessageType::Notification;
+    let token = control.then(|| content_uuid(type_name, &timestamp, topic_arn));
+    let subscribe_url = token.as_ref().map(|token| {
+        format!(
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={topic_arn}&Token={token}"
+        )
+    });
+    let unsigned = Envelope {
+        kind: Some(type_name.into()),
         message_id: Some(message_id.as_str().into()),
         topic_arn: Some(topic_arn.into()),
-        message: Some(message.as_ref().into()),
+        message: Some(message.into()),
         timestamp: Some(timestamp.as_str().into()),
         signature_version: Some("2".into()),
+        subscribe_url: subscribe_url.as_deref().map(Into::into),
+        token: token.as_deref().map(Into::into),
         ..Envelope::default()
     };
-    let signature = sign(string_to_sign(&envelope, MessageType::Notification).as_bytes());
+    let signature = sign(string_to_sign(&unsigned, kind).as_bytes());
     let mut out = Map::new();
-    out.insert("Type".into(), "Notification".into());
+    out.insert("Type".into(), type_name.into());
     out.insert("MessageId".into(), message_id.into());
+    if let (Some(token), Some(url)) = (token, subscribe_url) {
+        out.insert("Token".into(), token.into());
+        out.insert("SubscribeURL".into(), url.into());
+    }
     out.insert("TopicArn".into(), topic_arn.into());
-    out.insert("Message".into(), message.into_owned().into());
+    out.insert("Message".into(), message.into());
     out.insert("Timestamp".into(), timestamp.into());
     out.insert("SignatureVersion".into(), "2".into());
     out.insert("Signature".into(), signature.into());
     out.insert("SigningCertURL".into(), certificate_url().into());
-    out.insert(
-        "UnsubscribeURL".into(),
-        format!("https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={topic_arn}:local").into(),
-    );
+    if !control {
+        out.insert(
+            "UnsubscribeURL".into(),
+            format!(
+                "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={topic_arn}:local"
+            )
+            .into(),
+        );
+    }
     serde_json::to_vec_pretty(&Value::Object(out)).unwrap_or_default()
 }
 
