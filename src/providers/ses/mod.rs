@@ -113,11 +113,18 @@ impl Provider for Ses {
         "local-ses-topic"
     }
 
+    /// Wraps `body` in a development-signed SNS Notification. A body that is
+    /// already a Notification (a file of `events/`) is re-signed: its `Message`
+    /// is wrapped anew, never an envelope inside an envelope.
     fn sign(&self, secret: &str, unix_secs: i64, body: &[u8]) -> Signed {
+        let inner = sns::decode(body)
+            .filter(|e| e.kind.as_deref() == Some("Notification"))
+            .and_then(|e| e.message)
+            .map(|m| m.into_owned().into_bytes());
         Signed {
             query: String::new(),
             headers: Vec::new(),
-            body: dev::notification(secret, unix_secs, body),
+            body: dev::notification(secret, unix_secs, inner.as_deref().unwrap_or(body)),
         }
     }
 

@@ -798,3 +798,12 @@ fn refresh_sample_moves_times_to_now_and_tags_the_run() {
     assert_eq!(e.event_time_ms, 1_795_342_530_000);
     assert_eq!(e.metadata[TEST_TAG], "run-1");
 }
+
+#[test]
+fn signing_a_signed_notification_re_signs_its_message() {
+    let once = Ses.sign("t", 1_795_342_530, &fixture("send.json")).body;
+    let twice = Ses.sign("t", 1_795_342_530, &once).body;
+    assert_eq!(once, twice);
+    let later = Ses.sign("u", 1_795_342_600, &once).body;
+    assert_eq!(Ses.parse(&later), Ses.parse(&once));
+}
