@@ -637,7 +637,7 @@ fn inbound(body: &[u8]) -> Inbound<'_> {
 fn doc_body(name: &str) -> Vec<u8> {
     let text = String::from_utf8(fixture(name)).unwrap();
     let start = text.find("\n{").unwrap();
-    text[start + 1..].as_bytes().to_vec()
+    text.as_bytes()[start + 1..].to_vec()
 }
 
 #[test]
@@ -734,7 +734,7 @@ async fn a_subscription_is_confirmed_by_fetching_its_subscribe_url() {
         urls: Mutex::new(Vec::new()),
     };
     assert_eq!(confirm_subscription(&ok, &url).await, Ok(()));
-    assert_eq!(*ok.urls.lock().unwrap(), [url.clone()]);
+    assert_eq!(*ok.urls.lock().unwrap(), std::slice::from_ref(&url));
     let refused = Recorder {
         status: 403,
         urls: Mutex::new(Vec::new()),
