@@ -128,6 +128,11 @@ impl Function {
                     .iter()
                     .map(|p| (p.secrets_env(), secret(p.name()))),
             )
+            // SNS envelopes signed with the development key verify; nothing is fetched.
+            .env(
+                "SNS_CERTIFICATES_DIR",
+                mailhooks::providers::ses::dev::temporary_certificate_dir().unwrap(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -205,7 +210,14 @@ type Request = (String, Vec<(String, String)>, u64);
 /// good ones (twice: stored, then a duplicate), wrong secrets, wrong signatures.
 fn requests(provider: &str) -> Vec<Request> {
     let (good, bad) = (secret(provider), wrong(provider));
-    if provider == "engagelab" {
+    if crate::common::provider(provider)
+        .scheme()
+        .body_signature_field()
+        .is_some()
+    {
+        // Signed inside the body: see [`body_signed_requests`].
+        Vec::new()
+    } else if provider == "engagelab" {
         let ts = now_secs().to_string();
         let signed = |signature: String| {
             vec![
@@ -232,6 +244,41 @@ fn requests(provider: &str) -> Vec<Request> {
             (query(&good), auth(&bad), 401),
         ]
     }
+}
+
+/// For a provider that signs inside the body: the bodies to send (signed with
+/// the secret, twice; with a wrong secret; with a changed signature), each with
+/// its signature and the status it must be answered.
+fn body_signed_requests(provider: &str) -> Vec<(Vec<u8>, String, u64)> {
+    let esp = crate::common::provider(provider);
+    let Some(field) = esp.scheme().body_signature_field() else {
+        return Vec::new();
+    };
+    let sign = |secret: &str| esp.sign(secret, now_secs(), &body(provider)).body;
+    let signature = |body: &[u8]| {
+        let value: Value = serde_json::from_slice(body).unwrap();
+        value[field].as_str().unwrap().to_owned()
+    };
+    let good = sign(&secret(provider));
+    let mut tampered: Value = serde_json::from_slice(&good).unwrap();
+    let original = signature(&good);
+    let first = if original.starts_with('A') { 'B' } else { 'A' };
+    let changed = format!("{first}{}", &original[1..]);
+    tampered[field] = Value::String(changed);
+    let tampered = serde_json::to_vec(&tampered).unwrap();
+    let bad = sign(&wrong(provider));
+    [
+        (good.clone(), 200),
+        (good, 200),
+        (bad, 401),
+        (tampered, 401),
+    ]
+    .into_iter()
+    .map(|(body, status)| {
+        let signature = signature(&body);
+        (body, signature, status)
+    })
+    .collect()
 }
 
 #[tokio::test]
@@ -265,6 +312,13 @@ async fn the_lambda_binary_at_trace_logs_no_secret_token_signature_or_body() {
             );
             let answered = function.invoke(event).await;
             assert_eq!(answered, status, "{provider} {query} {headers:?}");
+            invocations += 1;
+        }
+        for (body, signature, status) in body_signed_requests(provider) {
+            forbidden.push(signature);
+            let event = apigw_event("POST", &format!("/webhooks/{provider}"), "", &[], &body);
+            let answered = function.invoke(event).await;
+            assert_eq!(answered, status, "{provider} body-signed");
             invocations += 1;
         }
     }
