@@ -1123,6 +1123,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Within(300),
             clock: &clock,
+            certificates_dir: None,
         };
         let headers = [("content-type".to_owned(), "application/json".to_owned())];
         Mailgun.authenticate(
@@ -1283,6 +1284,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Disabled,
             clock: &clock,
+            certificates_dir: None,
         };
         let headers = [(
             "content-type".to_owned(),
@@ -1324,6 +1326,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Within(300),
             clock: &clock,
+            certificates_dir: None,
         };
         let request = Inbound {
             headers: &[],
