@@ -152,6 +152,17 @@ async fn run_demo(
         .collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "json"));
     files.sort();
+    // Direct invocations (EventBridge, SNS→Lambda) have no HTTP route: they are
+    // for `cargo lambda invoke` (docs/deploy.md), not for this server.
+    let mut direct = 0;
+    files.retain(|file| {
+        let is_http = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .is_some_and(|event| event.get("rawPath").is_some());
+        direct += usize::from(!is_http);
+        is_http
+    });
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
     let mut messages = Vec::new();
     let mut failures = 0;
@@ -209,7 +220,8 @@ async fn run_demo(
         .await?
         .count;
     println!(
-        "\n{} files posted, {failures} not accepted; {count} items in table {table}\n",
+        "\n{} files posted, {failures} not accepted; {count} items in table {table} \
+         ({direct} direct-invocation files skipped: cargo lambda invoke)\n",
         files.len()
     );
     if let Some(first) = messages.first() {
