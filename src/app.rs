@@ -52,6 +52,15 @@ impl<S: EventStore> App<S> {
                     "no secret configured: every request for this provider will be refused with 401"
                 );
             }
+            if let Some(url) = provider.signed_url()
+                && config.webhook_urls_for(provider.name()).is_empty()
+            {
+                warn!(
+                    provider = provider.name(),
+                    env = url.env,
+                    "no webhook URL configured: every request for this provider will be refused with 401"
+                );
+            }
         }
         App {
             config,
@@ -183,6 +192,7 @@ impl<S: EventStore> App<S> {
             secrets: self.config.secrets_for(provider.name()),
             freshness: self.config.freshness,
             clock: self.clock.as_ref(),
+            webhook_urls: self.config.webhook_urls_for(provider.name()),
         };
         let auth = provider.authenticate(&inbound, &ctx)?;
         if let Some(control) = provider.control(&inbound) {

@@ -952,6 +952,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Within(300),
             clock: &clock,
+            webhook_urls: &[],
         };
         EngageLab.authenticate(
             &Inbound {
@@ -1119,6 +1120,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Within(300),
             clock: &clock,
+            webhook_urls: &[],
         };
         let request = Inbound {
             headers: &headers,
