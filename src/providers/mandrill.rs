@@ -108,7 +108,9 @@ impl Provider for Mandrill {
         value
             .as_array()
             .is_some_and(Vec::is_empty)
-            .then_some(Control { kind: "empty_batch" })
+            .then_some(Control {
+                kind: "empty_batch",
+            })
     }
 
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
@@ -123,8 +125,8 @@ impl Provider for Mandrill {
             },
             Some(_) => {
                 let raw = events_field(body)?;
-                let decoded = String::from_utf8(decode_component(raw))
-                    .map_err(|_| ParseError::NotUtf8)?;
+                let decoded =
+                    String::from_utf8(decode_component(raw)).map_err(|_| ParseError::NotUtf8)?;
                 match json::parse_body(decoded.as_bytes())? {
                     Value::Array(items) => parse_all(&items, &mut events)?,
                     _ => {
@@ -580,7 +582,10 @@ mod tests {
         assert_eq!(e.message_id, EXAMPLE_ID);
         assert_eq!(e.recipient.as_deref(), Some(EXAMPLE_TO));
         assert_eq!(e.event_time_ms, EXAMPLE_MS, "ts, not msg.ts");
-        assert_eq!(e.subject.as_deref(), Some("This an example webhook message"));
+        assert_eq!(
+            e.subject.as_deref(),
+            Some("This an example webhook message")
+        );
         assert_eq!(e.sender.as_deref(), Some("example.sender@mandrillapp.com"));
         assert_eq!(
             e.details.get("tags").map(String::as_str),
@@ -688,11 +693,7 @@ mod tests {
 
     #[test]
     fn example_spam() {
-        assert_example(
-            &parse_one("example_spam"),
-            EventType::Complained,
-            "spam",
-        );
+        assert_example(&parse_one("example_spam"), EventType::Complained, "spam");
     }
 
     #[test]
@@ -786,7 +787,11 @@ mod tests {
                 r#"[{{"type":"blacklist","action":"add","ts":1,"reject":{{"reason":"{reason}","email":"A@X.com"}}}}]"#
             );
             let e = &Mandrill.parse(body.as_bytes()).unwrap()[0];
-            assert_eq!((e.event_type, e.bounce_type), (event_type, bounce), "{reason}");
+            assert_eq!(
+                (e.event_type, e.bounce_type),
+                (event_type, bounce),
+                "{reason}"
+            );
             assert_eq!(e.recipient.as_deref(), Some("a@x.com"));
         }
     }
@@ -820,7 +825,10 @@ mod tests {
     fn inbound_is_named_by_its_message_id_header() {
         let body = br#"[{"event":"inbound","ts":5,"msg":{"email":"in@x.com","headers":{"Message-Id":"<a@b>"}}}]"#;
         let e = &Mandrill.parse(body).unwrap()[0];
-        assert_eq!((e.event_type, e.message_id.as_str()), (EventType::Inbound, "<a@b>"));
+        assert_eq!(
+            (e.event_type, e.message_id.as_str()),
+            (EventType::Inbound, "<a@b>")
+        );
     }
 
     #[test]
@@ -859,7 +867,10 @@ mod tests {
             Mandrill.parse(b"mandrill_events=%FF"),
             Err(ParseError::NotUtf8)
         );
-        assert_eq!(Mandrill.parse(b"mandrill_events=%5B%5D"), Err(ParseError::NoEvents));
+        assert_eq!(
+            Mandrill.parse(b"mandrill_events=%5B%5D"),
+            Err(ParseError::NoEvents)
+        );
         assert_eq!(
             Mandrill.parse(br#"[{"event":"send","_id":"x"}]"#),
             Err(ParseError::MissingField {
@@ -924,7 +935,10 @@ mod tests {
         let other = "https://hooks.example.com/webhooks/mandrill?x=1";
         let signed = Mandrill.sign_for_url(other, "key-two", 0, &events);
         let urls = [LOCAL_WEBHOOK_URL.to_owned(), other.to_owned()];
-        assert_eq!(auth_with(&signed.headers, &signed.body, &urls), Ok("hmac-sha1"));
+        assert_eq!(
+            auth_with(&signed.headers, &signed.body, &urls),
+            Ok("hmac-sha1")
+        );
         assert_eq!(
             auth(&signed.headers, &signed.body),
             Err(AuthError::BadSignature),
@@ -941,7 +955,10 @@ mod tests {
     #[test]
     fn signature_failures_are_classified() {
         let signed = Mandrill.sign("key-one", 0, &fixture("send.json"));
-        assert_eq!(auth(&[], &signed.body), Err(AuthError::MissingHeader(SIGNATURE_HEADER)));
+        assert_eq!(
+            auth(&[], &signed.body),
+            Err(AuthError::MissingHeader(SIGNATURE_HEADER))
+        );
         assert_eq!(
             auth(&header(" "), &signed.body),
             Err(AuthError::MissingHeader(SIGNATURE_HEADER))
@@ -953,10 +970,17 @@ mod tests {
             Err(AuthError::DuplicateHeader(SIGNATURE_HEADER))
         );
         for bad in ["not base64!", "AAAA", &"A".repeat(10_000)] {
-            assert_eq!(auth(&header(bad), &signed.body), Err(AuthError::BadSignature), "{bad:.8}");
+            assert_eq!(
+                auth(&header(bad), &signed.body),
+                Err(AuthError::BadSignature),
+                "{bad:.8}"
+            );
         }
         let wrong = Mandrill.sign("other", 0, &fixture("send.json"));
-        assert_eq!(auth(&wrong.headers, &signed.body), Err(AuthError::BadSignature));
+        assert_eq!(
+            auth(&wrong.headers, &signed.body),
+            Err(AuthError::BadSignature)
+        );
         // Each byte of the body is signed: an extra field, a changed value.
         let mut extra = signed.body.clone();
         extra.extend_from_slice(b"&x=1");
@@ -964,7 +988,10 @@ mod tests {
         let mut changed = signed.body.clone();
         let at = changed.len() - 5;
         changed[at] ^= 1;
-        assert_eq!(auth(&signed.headers, &changed), Err(AuthError::BadSignature));
+        assert_eq!(
+            auth(&signed.headers, &changed),
+            Err(AuthError::BadSignature)
+        );
         // Unconfigured: no key, or no URL.
         assert_eq!(
             auth_with(&signed.headers, &signed.body, &[]),
@@ -979,16 +1006,21 @@ mod tests {
         let sig = signature("key-one", LOCAL_WEBHOOK_URL, &fields);
         assert_eq!(auth(&header(&sig), body), Ok("hmac-sha1"));
         let sig = signature("key-one", LOCAL_WEBHOOK_URL, &[("a", b"1".as_slice())]);
-        assert_eq!(auth(&header(&sig), b"a=1&a=1"), Err(AuthError::BadSignature));
+        assert_eq!(
+            auth(&header(&sig), b"a=1&a=1"),
+            Err(AuthError::BadSignature)
+        );
         let many = "k=1&".repeat(MAX_FORM_FIELDS + 1);
-        assert_eq!(auth(&header(&sig), many.as_bytes()), Err(AuthError::BadSignature));
+        assert_eq!(
+            auth(&header(&sig), many.as_bytes()),
+            Err(AuthError::BadSignature)
+        );
     }
 
     /// The derived vectors in the research samples (anymail's key and URLs).
     #[test]
     fn derived_signature_vectors_verify_and_one_changed_byte_fails() {
-        let vectors: Value =
-            serde_json::from_slice(&fixture("signature_vectors.txt")).unwrap();
+        let vectors: Value = serde_json::from_slice(&fixture("signature_vectors.txt")).unwrap();
         let vectors = vectors.as_array().unwrap();
         assert_eq!(vectors.len(), 6);
         for vector in vectors {
@@ -997,14 +1029,21 @@ mod tests {
             let mut body = fixture(&name.replace('-', "_"));
             assert_eq!(body.pop(), Some(b'\n'));
             let key = vector["webhook_key"].as_str().unwrap().to_owned();
-            let url = vector["webhook_url_as_configured_in_mandrill"].as_str().unwrap().to_owned();
+            let url = vector["webhook_url_as_configured_in_mandrill"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             let expected = vector["X-Mandrill-Signature"].as_str().unwrap();
             let ctx_auth = |headers: &[(String, String)], body: &[u8]| {
                 let secrets = [key.clone()];
                 let urls = [url.clone()];
                 let clock = FixedClock(0);
                 Mandrill.authenticate(
-                    &Inbound { headers, query: &[], body },
+                    &Inbound {
+                        headers,
+                        query: &[],
+                        body,
+                    },
                     &AuthContext {
                         secrets: &secrets,
                         freshness: Freshness::Disabled,
@@ -1034,11 +1073,15 @@ mod tests {
         };
         assert_eq!(
             Mandrill.control(&inbound(b"mandrill_events=%5B%5D")),
-            Some(Control { kind: "empty_batch" })
+            Some(Control {
+                kind: "empty_batch"
+            })
         );
         assert_eq!(
             Mandrill.control(&inbound(b"mandrill_events=[ ]")),
-            Some(Control { kind: "empty_batch" })
+            Some(Control {
+                kind: "empty_batch"
+            })
         );
         assert_eq!(Mandrill.control(&inbound(b"mandrill_events=%5B1%5D")), None);
         assert_eq!(Mandrill.control(&inbound(b"other=%5B%5D")), None);
@@ -1046,7 +1089,7 @@ mod tests {
 
     #[test]
     fn streaming_decoding_matches_form_urlencoded() {
-        let raw = "a+b%20c%zz%2" .repeat(2_000) + &"%E6%B5%8B".repeat(3_000);
+        let raw = "a+b%20c%zz%2".repeat(2_000) + &"%E6%B5%8B".repeat(3_000);
         let ours = decode_component(raw.as_bytes());
         let theirs: String = form_urlencoded::parse(format!("k={raw}").as_bytes())
             .next()
@@ -1062,7 +1105,10 @@ mod tests {
         Mandrill.refresh_sample(&mut sample, 1_795_342_530_123, "run-1");
         let events = Mandrill.parse(sample.to_string().as_bytes()).unwrap();
         assert!(events.iter().all(|e| e.event_time_ms == 1_795_342_530_000));
-        assert_eq!(events[0].metadata.get(TEST_TAG).map(String::as_str), Some("run-1"));
+        assert_eq!(
+            events[0].metadata.get(TEST_TAG).map(String::as_str),
+            Some("run-1")
+        );
     }
 
     #[test]

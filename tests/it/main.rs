@@ -16,6 +16,7 @@ mod ingest;
 mod item_rules;
 #[cfg(feature = "local")]
 mod local_cors;
+mod mandrill;
 mod ordering;
 mod runtime_logs;
 mod s3_archive;

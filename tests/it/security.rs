@@ -58,6 +58,14 @@ fn signing_providers() -> impl Iterator<Item = &'static dyn Provider> {
         .filter(|p| matches!(p.scheme(), AuthScheme::SignedHeaders { .. }))
 }
 
+/// The providers whose scheme signs the request but no timestamp.
+fn untimed_providers() -> impl Iterator<Item = &'static dyn Provider> {
+    mailhooks::providers::ALL
+        .iter()
+        .copied()
+        .filter(|p| matches!(p.scheme(), AuthScheme::UntimedSignature { .. }))
+}
+
 /// The providers whose scheme is a shared token.
 fn token_providers() -> impl Iterator<Item = &'static dyn Provider> {
     mailhooks::providers::ALL
@@ -102,7 +110,8 @@ async fn every_provider_refuses_missing_and_wrong_credentials_and_accepts_rotate
 /// The credential with one character changed: the token in the query, or the
 /// signature header.
 fn tamper(provider: &dyn Provider, query: &str, headers: &mut [(String, String)]) -> String {
-    if let AuthScheme::SignedHeaders { signature } = provider.scheme()
+    if let AuthScheme::SignedHeaders { signature } | AuthScheme::UntimedSignature { signature } =
+        provider.scheme()
         && let Some((_, value)) = headers
             .iter_mut()
             .find(|(k, _)| k.eq_ignore_ascii_case(signature))
@@ -264,6 +273,43 @@ async fn a_captured_signed_request_replayed_after_the_window_is_refused() {
     }
 }
 
+/// With no signed time there is no window: a captured request is still valid
+/// a day later, and idempotent storage makes its replay store nothing new.
+#[tokio::test]
+async fn an_untimed_signature_replayed_a_day_later_stores_nothing_new() {
+    let db = Emulator::start().await;
+    for provider in untimed_providers().map(|p| p.name()) {
+        let request = credentials(provider, &secrets(provider)[0]);
+        let event = apigw_event(
+            "POST",
+            &format!("/webhooks/{provider}"),
+            &request.query,
+            &request.headers,
+            &request.body,
+        );
+        let (status, first) = parts(app(&db).handle(to_request(&event)).await);
+        assert_eq!(status, 200, "{provider}: {first}");
+        let stored = db.items().await.len();
+        let later = mailhooks::App::new(
+            config(&[]),
+            mailhooks::store::DynamoStore::new(
+                mailhooks::store::sdk::local_client(
+                    &db.endpoint,
+                    std::time::Duration::from_secs(2),
+                ),
+                TABLE,
+                None,
+            ),
+            std::sync::Arc::new(mailhooks::auth::FixedClock(NOW_MS + 86_400_000)),
+        );
+        let (status, replay) = parts(later.handle(to_request(&event)).await);
+        assert_eq!(status, 200, "{provider}: {replay}");
+        assert_eq!(replay["stored"], 0, "{provider}");
+        assert_eq!(replay["duplicates"], first["received"], "{provider}");
+        assert_eq!(db.items().await.len(), stored, "{provider}");
+    }
+}
+
 #[tokio::test]
 async fn header_name_case_never_matters() {
     let db = Emulator::start().await;
@@ -335,7 +381,8 @@ async fn duplicated_authentication_headers_are_refused() {
             body,
         } = credentials(name, &secrets(name)[0]);
         let expected = match provider.scheme() {
-            AuthScheme::SignedHeaders { signature } => {
+            AuthScheme::SignedHeaders { signature }
+            | AuthScheme::UntimedSignature { signature } => {
                 // A bad copy before the good one, under another case.
                 headers.insert(0, (signature.to_ascii_lowercase(), "0000".into()));
                 "duplicate_header"
