@@ -1,5 +1,8 @@
 //! The request handler: route, authenticate, parse, store, answer — the same
 //! for API Gateway (REST and HTTP APIs), Lambda Function URLs, ALB and the local server.
+//! Events that AWS hands to the function directly (EventBridge, SNS; see
+//! [`crate::invocation`]) take the same parse → store path through
+//! [`App::ingest_direct`], without the HTTP authentication IAM already did.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -10,18 +13,31 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::auth::Clock;
+use crate::auth::{AuthError, Clock};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{RequestMetrics, emf_lines};
 use crate::providers::{self, AuthContext, Inbound, Provider};
-use crate::store::{EventStore, PutOutcome, StoreError, codec};
+use crate::store::{ClaimOutcome, EventStore, PutOutcome, ReplayClaim, StoreError, codec};
 
 /// The webhook receiver, built once at cold start and shared by every request.
 pub struct App<S> {
     config: Config,
     store: S,
     clock: Arc<dyn Clock>,
+}
+
+/// The `auth` of the log line of an event that AWS handed to the function
+/// directly: IAM authorised the invocation (its resource policy).
+pub const DIRECT_AUTH: &str = "iam";
+
+/// What storing one body did: how many events it held, how many were new.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ingested {
+    /// Events in the body.
+    pub received: usize,
+    /// What the store did with them.
+    pub outcome: PutOutcome,
 }
 
 /// What a successful request did.
@@ -35,8 +51,7 @@ enum Success {
     },
     /// Events were stored.
     Stored {
-        received: usize,
-        outcome: PutOutcome,
+        ingested: Ingested,
         auth: &'static str,
     },
 }
@@ -84,78 +99,65 @@ impl<S: EventStore> App<S> {
             Err(err) => Err(err),
         };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let method = request.method().as_str();
-        let response = match &result {
-            Ok(Success::Probe) => {
-                info!(
-                    provider,
-                    method,
-                    status = 200,
-                    outcome = "probe",
-                    latency_ms,
-                    "request"
-                );
-                respond(
-                    StatusCode::OK,
-                    json!({"code": 0, "message": "ok", "provider": provider}).to_string(),
-                )
-            }
-            Ok(Success::Control { kind, auth }) => {
-                info!(
-                    provider,
-                    method,
-                    status = 200,
-                    outcome = "control",
-                    control = kind,
-                    auth,
-                    latency_ms,
-                    "request"
-                );
-                respond(
-                    StatusCode::OK,
-                    json!({"code": 0, "message": "ok", "provider": provider, "control": kind})
-                        .to_string(),
-                )
-            }
-            Ok(Success::Stored {
-                received,
-                outcome,
-                auth,
-            }) => {
-                info!(
-                    provider,
-                    method,
-                    status = 200,
-                    outcome = "stored",
-                    auth,
-                    received,
-                    stored = outcome.stored,
-                    duplicates = outcome.duplicates,
-                    latency_ms,
-                    "request"
-                );
-                let body = json!({
-                    "code": 0, "message": "ok", "received": received,
-                    "stored": outcome.stored, "duplicates": outcome.duplicates,
-                });
-                respond(StatusCode::OK, body.to_string())
-            }
-            Err(err) => {
-                let status = err.status();
-                if let Error::Storage(detail) = err {
-                    error!(provider, method, status, outcome = err.code(), error = %detail, latency_ms, "request");
-                } else {
-                    warn!(provider, method, status, outcome = err.code(), error = %err, latency_ms, "request");
-                }
-                let code =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                respond(code, err.body())
-            }
+        self.report(
+            provider,
+            request.method().as_str(),
+            result.as_ref(),
+            latency_ms,
+        );
+        answer(provider, result.as_ref())
+    }
+
+    /// Stores the events of `body`, which AWS handed to the function directly
+    /// (`via` names how: `eventbridge`, `sns`): no HTTP authentication, since IAM
+    /// authorised the invocation; otherwise the path of an authenticated request
+    /// — the same size limit, parse, key checks, idempotent store under the same
+    /// deadline, log line (with `method` = `via`, `auth` = `iam`) and metrics.
+    pub async fn ingest_direct(
+        &self,
+        provider: &dyn Provider,
+        via: &'static str,
+        body: &[u8],
+    ) -> Result<Ingested, Error> {
+        let started = Instant::now();
+        let result = if body.len() > self.config.max_body_bytes {
+            Err(Error::PayloadTooLarge(self.config.max_body_bytes))
+        } else {
+            let inbound = Inbound {
+                headers: &[],
+                query: &[],
+                body,
+            };
+            self.ingest(provider, &inbound, None).await
         };
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        // The log line and metrics take a `Success`: the one clone is of a few counters.
+        let reported = result.as_ref().map(|ingested| Success::Stored {
+            ingested: ingested.clone(),
+            auth: DIRECT_AUTH,
+        });
+        self.report(
+            provider.name(),
+            via,
+            reported.as_ref().map_err(|err| *err),
+            latency_ms,
+        );
+        result
+    }
+
+    /// Logs one structured line for a request and, when enabled, emits its metrics.
+    fn report(
+        &self,
+        provider: &str,
+        method: &str,
+        result: Result<&Success, &Error>,
+        latency_ms: f64,
+    ) {
+        log_request(provider, method, result, latency_ms);
         if self.config.emit_metrics {
             let mut text = String::with_capacity(1024);
             for line in emf_lines(
-                &request_metrics(provider, &result, latency_ms),
+                &request_metrics(provider, result, latency_ms),
                 self.clock.now_ms(),
             ) {
                 text.push_str(&line);
@@ -164,7 +166,6 @@ impl<S: EventStore> App<S> {
             // One write for all lines; a failed write to stdout must not fail the request.
             let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
-        response
     }
 
     async fn process(
@@ -201,26 +202,127 @@ impl<S: EventStore> App<S> {
                 auth,
             });
         }
-        let events = provider.parse_request(&inbound)?;
+        let claim = provider.replay_claim(&inbound, &ctx);
+        let ingested = self.ingest(provider, &inbound, claim).await?;
+        Ok(Success::Stored { ingested, auth })
+    }
+
+    /// Parses an authenticated (or IAM-authorised) body and stores its events.
+    async fn ingest(
+        &self,
+        provider: &dyn Provider,
+        inbound: &Inbound<'_>,
+        claim: Option<ReplayClaim>,
+    ) -> Result<Ingested, Error> {
+        let events = provider.parse_request(inbound)?;
         codec::check_keys(&events)?;
-        // One deadline for the whole batch, SDK retries included: answer 5xx (the
-        // provider retries, idempotently) before the function or the provider gives up.
+        // One deadline for the claim and the whole batch, SDK retries included:
+        // answer 5xx (the provider retries, idempotently) before the function or
+        // the provider gives up.
+        let deadline = tokio::time::Instant::now() + self.config.store_timeout;
+        let passed = |_| StoreError::Unavailable("storage deadline passed".into());
+        if let Some(claim) = claim {
+            // Before any event is written. A claim written for a request whose
+            // events then fail to store is this body's: the retry of the same
+            // body finds `SameBody` and stores the events.
+            let claimed = tokio::time::timeout_at(deadline, self.store.claim_replay(&claim))
+                .await
+                .map_err(passed)??;
+            if claimed == ClaimOutcome::OtherBody {
+                return Err(AuthError::Replayed.into());
+            }
+        }
         let store = self.store.put_events(&events, self.clock.now_ms());
-        let outcome = tokio::time::timeout(self.config.store_timeout, store)
+        let outcome = tokio::time::timeout_at(deadline, store)
             .await
-            .map_err(|_| StoreError::Unavailable("storage deadline passed".into()))??;
-        Ok(Success::Stored {
+            .map_err(passed)??;
+        Ok(Ingested {
             received: events.len(),
             outcome,
-            auth,
         })
+    }
+}
+
+/// The one structured log line of a request.
+fn log_request(provider: &str, method: &str, result: Result<&Success, &Error>, latency_ms: f64) {
+    match result {
+        Ok(Success::Probe) => {
+            info!(
+                provider,
+                method,
+                status = 200,
+                outcome = "probe",
+                latency_ms,
+                "request"
+            );
+        }
+        Ok(Success::Control { kind, auth }) => {
+            info!(
+                provider,
+                method,
+                status = 200,
+                outcome = "control",
+                control = kind,
+                auth,
+                latency_ms,
+                "request"
+            );
+        }
+        Ok(Success::Stored { ingested, auth }) => {
+            info!(
+                provider,
+                method,
+                status = 200,
+                outcome = "stored",
+                auth,
+                received = ingested.received,
+                stored = ingested.outcome.stored,
+                duplicates = ingested.outcome.duplicates,
+                latency_ms,
+                "request"
+            );
+        }
+        Err(err) => {
+            let status = err.status();
+            if let Error::Storage(detail) = err {
+                error!(provider, method, status, outcome = err.code(), error = %detail, latency_ms, "request");
+            } else {
+                warn!(provider, method, status, outcome = err.code(), error = %err, latency_ms, "request");
+            }
+        }
+    }
+}
+
+/// The HTTP answer to a request.
+fn answer(provider: &str, result: Result<&Success, &Error>) -> Response<Body> {
+    match result {
+        Ok(Success::Probe) => respond(
+            StatusCode::OK,
+            json!({"code": 0, "message": "ok", "provider": provider}).to_string(),
+        ),
+        Ok(Success::Control { kind, .. }) => respond(
+            StatusCode::OK,
+            json!({"code": 0, "message": "ok", "provider": provider, "control": kind}).to_string(),
+        ),
+        Ok(Success::Stored { ingested, .. }) => {
+            let body = json!({
+                "code": 0, "message": "ok", "received": ingested.received,
+                "stored": ingested.outcome.stored, "duplicates": ingested.outcome.duplicates,
+            });
+            respond(StatusCode::OK, body.to_string())
+        }
+        Err(err) => {
+            let code =
+                StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            respond(code, err.body())
+        }
     }
 }
 
 /// Counts what a request did, for [`emf_lines`].
 fn request_metrics(
     provider: &str,
-    result: &Result<Success, Error>,
+    result: Result<&Success, &Error>,
     latency_ms: f64,
 ) -> RequestMetrics {
     let mut metrics = RequestMetrics {
@@ -231,13 +333,11 @@ fn request_metrics(
     };
     match result {
         Ok(Success::Probe | Success::Control { .. }) => {}
-        Ok(Success::Stored {
-            received, outcome, ..
-        }) => {
-            metrics.received = *received;
-            metrics.stored = outcome.stored;
-            metrics.duplicates = outcome.duplicates;
-            metrics.stored_by_type = outcome.stored_by_type.clone();
+        Ok(Success::Stored { ingested, .. }) => {
+            metrics.received = ingested.received;
+            metrics.stored = ingested.outcome.stored;
+            metrics.duplicates = ingested.outcome.duplicates;
+            metrics.stored_by_type = ingested.outcome.stored_by_type.clone();
         }
         Err(err) => {
             metrics.status = err.status();
@@ -331,9 +431,11 @@ mod tests {
         };
         let ok = request_metrics(
             "uspeedo",
-            &Ok(Success::Stored {
-                received: 3,
-                outcome,
+            Ok(&Success::Stored {
+                ingested: Ingested {
+                    received: 3,
+                    outcome,
+                },
                 auth: "token",
             }),
             2.0,
@@ -344,13 +446,13 @@ mod tests {
         );
         let denied = request_metrics(
             "tencent",
-            &Err(Error::Unauthorized(crate::auth::AuthError::BadToken)),
+            Err(&Error::Unauthorized(crate::auth::AuthError::BadToken)),
             1.0,
         );
         assert!(denied.auth_failed && !denied.throttled && denied.status == 401);
         let throttled = request_metrics(
             "tencent",
-            &Err(Error::Storage(StoreError::Throttled("x".into()))),
+            Err(&Error::Storage(StoreError::Throttled("x".into()))),
             1.0,
         );
         assert!(throttled.throttled && throttled.status == 503);

@@ -1,5 +1,5 @@
-//! Shared verification pieces: constant-time comparison, secret tokens (query or
-//! HTTP Basic), timestamp freshness with an injectable clock, and typed errors.
+//! Shared verification pieces: constant-time comparison, secret tokens (query,
+//! HTTP Basic or Bearer), timestamp freshness with an injectable clock, and typed errors.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,8 +15,8 @@ pub enum AuthError {
     /// The provider has no secret configured, so every request is refused.
     #[error("no secret is configured for this provider; all requests are refused")]
     NotConfigured,
-    /// Neither a `token` query parameter nor HTTP Basic credentials were sent.
-    #[error("missing credentials: send ?token=... or HTTP Basic auth")]
+    /// Neither a `token` query parameter nor HTTP Basic or Bearer credentials were sent.
+    #[error("missing credentials: send ?token=..., HTTP Basic auth or a Bearer token")]
     MissingToken,
     /// The token did not match any configured secret.
     #[error("bad token")]
@@ -27,8 +27,8 @@ pub enum AuthError {
     /// The same authentication header was sent more than once.
     #[error("header {0} sent more than once")]
     DuplicateHeader(&'static str),
-    /// The token in the query and in Basic auth disagree.
-    #[error("conflicting credentials: query token and Basic auth differ")]
+    /// The token in the query and in the `Authorization` header disagree.
+    #[error("conflicting credentials: query token and Authorization header differ")]
     ConflictingTokens,
     /// The timestamp header is not a number.
     #[error("malformed timestamp")]
@@ -39,6 +39,27 @@ pub enum AuthError {
     /// The signature did not match any configured secret or algorithm.
     #[error("bad signature")]
     BadSignature,
+    /// The signature is well formed but matches no configured key; `hint` names the
+    /// key the ESP signs with (for the log line: a wrong key is the usual cause).
+    #[error("bad signature: {hint}")]
+    SignatureMismatch {
+        /// Which key the provider's secret variable must hold.
+        hint: &'static str,
+    },
+    /// The body carries no signature object (for ESPs that sign inside the body).
+    #[error("missing signature: the body has no {0} object")]
+    MissingBodySignature(&'static str),
+    /// The body carries its signature object more than once.
+    #[error("signature object {0} sent more than once")]
+    DuplicateBodySignature(&'static str),
+    /// A signed value already authenticated another body: a captured signature
+    /// replayed with a different body inside the freshness window.
+    #[error("replayed signature: it already authenticated another body")]
+    Replayed,
+    /// The body is in a format the provider's endpoint does not accept (e.g. a
+    /// legacy form-encoded webhook where JSON is expected).
+    #[error("unsupported webhook format: {0}")]
+    UnsupportedFormat(&'static str),
 }
 
 impl AuthError {
@@ -54,6 +75,11 @@ impl AuthError {
             AuthError::MalformedTimestamp => "malformed_timestamp",
             AuthError::StaleTimestamp(_) => "stale_timestamp",
             AuthError::BadSignature => "bad_signature",
+            AuthError::SignatureMismatch { .. } => "bad_signature",
+            AuthError::MissingBodySignature(_) => "missing_signature",
+            AuthError::DuplicateBodySignature(_) => "duplicate_signature",
+            AuthError::Replayed => "replayed",
+            AuthError::UnsupportedFormat(_) => "unsupported_format",
         }
     }
 }
@@ -109,9 +135,12 @@ pub struct Credentials<'a> {
     pub authorization: &'a [&'a str],
 }
 
-/// Verifies a shared secret token sent as `?token=` or as the HTTP Basic password.
+/// Verifies a shared secret token sent as `?token=`, as the HTTP Basic password or
+/// as an `Authorization: Bearer` token (Brevo's and SparkPost's OAuth option send
+/// one; any token provider accepts it, since it is the same secret in another header).
 ///
-/// Both may be sent; then they must agree. Any user name is accepted with Basic.
+/// A query token and a header may both be sent; then they must agree. Any user
+/// name is accepted with Basic.
 pub fn verify_token(creds: Credentials<'_>, secrets: &[String]) -> Result<(), AuthError> {
     if secrets.is_empty() {
         return Err(AuthError::NotConfigured);
@@ -121,18 +150,18 @@ pub fn verify_token(creds: Credentials<'_>, secrets: &[String]) -> Result<(), Au
         [one] => Some(one.as_str()),
         _ => return Err(AuthError::ConflictingTokens),
     };
-    let basic = match creds.authorization {
+    let header = match creds.authorization {
         [] => None,
-        [one] => basic_password(one),
+        [one] => header_token(one),
         _ => return Err(AuthError::DuplicateHeader("Authorization")),
     };
-    let token = match (query, basic.as_deref()) {
+    let token = match (query, header.as_deref()) {
         (None, None) => return Err(AuthError::MissingToken),
-        (Some(q), Some(b)) if !constant_time_eq(q.as_bytes(), b.as_bytes()) => {
+        (Some(q), Some(h)) if !constant_time_eq(q.as_bytes(), h.as_bytes()) => {
             return Err(AuthError::ConflictingTokens);
         }
         (Some(q), _) => q,
-        (None, Some(b)) => b,
+        (None, Some(h)) => h,
     };
     if token.is_empty() {
         return Err(AuthError::MissingToken);
@@ -144,14 +173,18 @@ pub fn verify_token(creds: Credentials<'_>, secrets: &[String]) -> Result<(), Au
     }
 }
 
-/// Extracts the password of an HTTP Basic `Authorization` header value.
-fn basic_password(header: &str) -> Option<String> {
-    let (scheme, encoded) = header.trim().split_once(' ')?;
+/// The secret an `Authorization` header value carries: the password of HTTP
+/// Basic credentials, or a Bearer token (RFC 6750). Other schemes carry none.
+fn header_token(header: &str) -> Option<String> {
+    let (scheme, credentials) = header.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(credentials.trim().to_owned());
+    }
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
+        .decode(credentials.trim())
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (_user, password) = text.split_once(':')?;
@@ -273,16 +306,42 @@ mod tests {
             ),
             Err(AuthError::ConflictingTokens)
         );
-        let bearer = "Bearer old-secret";
+        let digest = "Digest username=\"u\"";
         assert_eq!(
             verify_token(
                 Credentials {
                     query_tokens: &[],
-                    authorization: &[bearer]
+                    authorization: &[digest]
                 },
                 &secrets()
             ),
             Err(AuthError::MissingToken)
+        );
+    }
+
+    #[test]
+    fn bearer_tokens_follow_the_same_rules_as_basic() {
+        let check = |query: &[String], header: &str| {
+            verify_token(
+                Credentials {
+                    query_tokens: query,
+                    authorization: &[header],
+                },
+                &secrets(),
+            )
+        };
+        for secret in ["old-secret", "new-secret"] {
+            assert_eq!(check(&[], &format!("Bearer {secret}")), Ok(()));
+            assert_eq!(check(&[], &format!("bearer  {secret} ")), Ok(()));
+        }
+        assert_eq!(check(&[], "Bearer wrong"), Err(AuthError::BadToken));
+        assert_eq!(check(&[], "Bearer "), Err(AuthError::MissingToken));
+        assert_eq!(check(&[], "Bearer"), Err(AuthError::MissingToken));
+        let q = vec!["old-secret".to_owned()];
+        assert_eq!(check(&q, "Bearer old-secret"), Ok(()));
+        assert_eq!(
+            check(&q, "Bearer new-secret"),
+            Err(AuthError::ConflictingTokens)
         );
     }
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod fuzz_support;
+pub mod invocation;
 #[cfg(feature = "local")]
 pub mod local_server;
 pub mod log_value;

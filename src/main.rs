@@ -1,11 +1,14 @@
 //! The Lambda entry point: configuration, secrets and the DynamoDB client are
-//! built once at cold start; every invocation goes to [`mailhooks::App::handle`].
+//! built once at cold start; every invocation goes to
+//! [`mailhooks::invocation::handle`]: HTTP events to [`mailhooks::App::handle`],
+//! SES events from EventBridge or SNS to [`mailhooks::App::ingest_direct`].
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::lambda_runtime::{self, LambdaEvent};
+use lambda_http::{Error, service_fn};
 use mailhooks::auth::SystemClock;
+use mailhooks::invocation::{self, DirectRoute, Invocation};
 use mailhooks::secrets::{self, SECRETS_ARN_ENV};
 use mailhooks::store::archive::RawArchive;
 use mailhooks::store::{DynamoStore, sdk};
@@ -54,9 +57,12 @@ async fn main() -> Result<(), Error> {
         store.warm_up().await?;
     }
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
-    lambda_http::run(service_fn(move |request: Request| {
-        let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(app.handle(request).await) }
+    let direct = Arc::new(DirectRoute::from_lookup(|name| std::env::var(name).ok()));
+    // lambda_runtime directly rather than lambda_http::run: the same HTTP path
+    // (lambda_http's adapter), plus the events AWS hands over without HTTP.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Invocation>| {
+        let (app, direct) = (Arc::clone(&app), Arc::clone(&direct));
+        async move { invocation::handle(&app, &direct, event).await }
     }))
     .await
 }

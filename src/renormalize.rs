@@ -17,6 +17,7 @@ use crate::store::codec::{
     self, INLINE_RAW_ATTRIBUTES, Item, PARTITION_KEY, PROVIDER, RECEIPT_ATTRIBUTES, SORT_KEY,
     StoredRaw,
 };
+use crate::store::replay;
 
 /// What [`EventsTable::renormalize`] looks at and whether it writes.
 #[derive(Debug, Clone, Default)]
@@ -317,7 +318,9 @@ impl EventsTable {
                 .send()
                 .await
                 .map_err(|e| self.classify(e))?;
-            for stored in page.items.unwrap_or_default() {
+            // Replay claims are not events: not scanned, not counted (store::replay).
+            let events = page.items.unwrap_or_default().into_iter();
+            for stored in events.filter(|item| !replay::is_claim(item)) {
                 rewrites.extend(report.record(review(&stored)));
                 progress(Progress::Scanned(report.scanned));
             }

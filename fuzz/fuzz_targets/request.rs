@@ -15,7 +15,7 @@ use mailhooks::auth::FixedClock;
 use mailhooks::event::EmailEvent;
 use mailhooks::fuzz_support::check_item;
 use mailhooks::local_server::{self, LocalOptions, LocalStack};
-use mailhooks::store::{EventStore, PutOutcome, StoreError, codec};
+use mailhooks::store::{ClaimOutcome, EventStore, PutOutcome, ReplayClaim, StoreError, codec};
 use mailhooks::{App, Config};
 
 /// Table of the embedded emulator.
@@ -56,6 +56,11 @@ impl EventStore for ItemBuildingStore {
             }
         }
         Ok(PutOutcome { stored: events.len(), ..PutOutcome::default() })
+    }
+
+    /// Keeps no claims, as it keeps no events: every claim is a first one.
+    async fn claim_replay(&self, _claim: &ReplayClaim) -> Result<ClaimOutcome, StoreError> {
+        Ok(ClaimOutcome::New)
     }
 }
 

@@ -192,10 +192,19 @@ async fn run_demo(
         }
     }
     messages.dedup();
+    // Events only: Mailgun's replay claims share the table (store::replay).
     let count = client
         .scan()
         .table_name(table)
         .select(aws_sdk_dynamodb::types::Select::Count)
+        .filter_expression("#sk <> :claim")
+        .expression_attribute_names("#sk", mailhooks::store::codec::SORT_KEY)
+        .expression_attribute_values(
+            ":claim",
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                mailhooks::store::replay::CLAIM_SORT_KEY.to_owned(),
+            ),
+        )
         .send()
         .await?
         .count;

@@ -151,17 +151,15 @@ impl Provider for Mandrill {
     }
 
     fn sign_for_url(&self, url: &str, secret: &str, _unix_secs: i64, body: &[u8]) -> Signed {
-        let events = String::from_utf8_lossy(body);
-        let form = form_urlencoded::Serializer::new(String::new())
-            .append_pair(EVENTS_FIELD, &events)
-            .finish();
+        // The bytes as given, even when they are not UTF-8 (the bad-input tests).
+        let encoded: String = form_urlencoded::byte_serialize(body).collect();
         Signed {
             query: String::new(),
             headers: vec![(
                 SIGNATURE_HEADER.to_owned(),
-                signature(secret, url, &[(EVENTS_FIELD, events.as_bytes())]),
+                signature(secret, url, &[(EVENTS_FIELD, body)]),
             )],
-            body: form.into_bytes(),
+            body: format!("{EVENTS_FIELD}={encoded}").into_bytes(),
         }
     }
 
@@ -422,7 +420,13 @@ fn parse_message_event(
     e.status_code = diag
         .as_deref()
         .and_then(|d| json::smtp_code(d.strip_prefix("smtp;").unwrap_or(d)));
-    e.reason = diag.or_else(|| text(msg, "bounce_description"));
+    match (event_type, diag) {
+        // A success's SMTP reply is no failure text.
+        (EventType::Sent | EventType::Delivered, Some(reply)) => {
+            e.details.insert("smtp_response".into(), reply);
+        }
+        (_, diag) => e.reason = diag.or_else(|| text(msg, "bounce_description")),
+    }
     for (field, key) in [
         ("bounce_description", "bounce_description"),
         ("bgtools_code", "bgtools_code"),
@@ -618,6 +622,19 @@ mod tests {
             Some("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0")
         );
         assert_eq!(e.event_time_ms, 1_461_095_246_000);
+    }
+
+    /// Built for mailhooks from the example `send` (no published `delivered` sample).
+    #[test]
+    fn delivered() {
+        let e = parse_one("delivered");
+        assert_example(&e, EventType::Delivered, "delivered");
+        assert_eq!(e.reason, None);
+        assert_eq!(e.status_code.as_deref(), Some("250 2.0.0"));
+        assert_eq!(
+            e.details.get("smtp_response").map(String::as_str),
+            Some("250 2.0.0 OK")
+        );
     }
 
     #[test]

@@ -4,11 +4,17 @@
 //! Adding an ESP is one new module, its fixtures folder, one line in [`ALL`] and
 //! its docs page (docs/adding-an-esp.md).
 
+pub mod brevo;
 pub mod engagelab;
 mod json;
+pub mod mailgun;
+pub mod mailjet;
 pub mod mandrill;
 pub mod mime_words;
 pub mod postmark;
+pub mod resend;
+pub mod sendgrid;
+pub mod sparkpost;
 pub mod tencent;
 pub mod uspeedo;
 
@@ -16,6 +22,7 @@ use serde_json::Value;
 
 use crate::auth::{AuthError, Clock, Credentials, Freshness, verify_token};
 use crate::event::EmailEvent;
+use crate::store::ReplayClaim;
 
 pub use json::ParseError;
 
@@ -68,12 +75,22 @@ pub struct AuthContext<'a> {
 /// local banner and the docs say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthScheme {
-    /// A shared secret the ESP sends as `?token=` or as the HTTP Basic password.
+    /// A shared secret the ESP sends as `?token=`, as the HTTP Basic password or
+    /// as an `Authorization: Bearer` token.
     Token,
     /// Headers carrying a signature over a timestamp, keyed with the secret; a
     /// signed timestamp outside the freshness window is refused.
     SignedHeaders {
         /// The header that holds the signature.
+        signature: &'static str,
+    },
+    /// A JSON object inside the body carrying a timestamp, a one-time token and
+    /// a signature over them; the rest of the body is not signed, so the token is
+    /// bound to the first body it authenticated ([`Provider::replay_claim`]).
+    SignedBody {
+        /// The top-level member of the body that holds the signature object.
+        object: &'static str,
+        /// The member of that object that holds the hex signature.
         signature: &'static str,
     },
     /// A header carrying a signature over the request with no timestamp: there
@@ -93,6 +110,7 @@ impl AuthScheme {
             AuthScheme::SignedHeaders { .. } | AuthScheme::UntimedSignature { .. } => {
                 "missing_header"
             }
+            AuthScheme::SignedBody { object, .. } => AuthError::MissingBodySignature(object).code(),
         }
     }
 
@@ -100,9 +118,9 @@ impl AuthScheme {
     pub fn bad_code(self) -> &'static str {
         match self {
             AuthScheme::Token => AuthError::BadToken.code(),
-            AuthScheme::SignedHeaders { .. } | AuthScheme::UntimedSignature { .. } => {
-                AuthError::BadSignature.code()
-            }
+            AuthScheme::SignedHeaders { .. }
+            | AuthScheme::UntimedSignature { .. }
+            | AuthScheme::SignedBody { .. } => AuthError::BadSignature.code(),
         }
     }
 
@@ -110,7 +128,9 @@ impl AuthScheme {
     pub fn console_hint(self, url: &str, secret: &str) -> String {
         match self {
             AuthScheme::Token => format!("POST {url}?token={secret}"),
-            AuthScheme::SignedHeaders { .. } | AuthScheme::UntimedSignature { .. } => {
+            AuthScheme::SignedHeaders { .. }
+            | AuthScheme::UntimedSignature { .. }
+            | AuthScheme::SignedBody { .. } => {
                 format!("POST {url}   signing key: {secret}")
             }
         }
@@ -165,7 +185,8 @@ pub trait Provider: Sync {
     }
 
     /// Verifies the request; on success names the method that matched (for logs).
-    /// The default is the token scheme: `?token=` or the HTTP Basic password.
+    /// The default is the token scheme: `?token=`, the HTTP Basic password or a
+    /// Bearer token.
     fn authenticate(
         &self,
         request: &Inbound<'_>,
@@ -186,6 +207,14 @@ pub trait Provider: Sync {
     /// The URL the scheme signs, for ESPs that sign the URL they post to;
     /// `None` (the default) when no URL is signed.
     fn signed_url(&self) -> Option<SignedUrl> {
+        None
+    }
+
+    /// For an authenticated request whose signature does not cover the body: the
+    /// one-time value it signed, to be bound to this body before anything is
+    /// stored (the same value with another body is refused as `replayed`).
+    /// `None` (the default) when the signature covers the body or there is none.
+    fn replay_claim(&self, _request: &Inbound<'_>, _ctx: &AuthContext<'_>) -> Option<ReplayClaim> {
         None
     }
 
@@ -239,6 +268,12 @@ pub static ALL: &[&dyn Provider] = &[
     &engagelab::EngageLab,
     &uspeedo::Uspeedo,
     &postmark::Postmark,
+    &brevo::Brevo,
+    &sparkpost::SparkPost,
+    &mailjet::Mailjet,
+    &mailgun::Mailgun,
+    &sendgrid::SendGrid,
+    &resend::Resend,
     &mandrill::Mandrill,
 ];
 
@@ -280,7 +315,10 @@ mod tests {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
                 "{name}"
             );
-            assert!(provider.local_secret().starts_with("local-"), "{name}");
+            // A public key cannot carry the prefix: SendGrid's is a labelled development key.
+            let labelled = provider.local_secret().starts_with("local-")
+                || sendgrid::DEVELOPMENT_KEY_PAIRS[0].0 == provider.local_secret();
+            assert!(labelled, "{name}");
         }
     }
 }

@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::store::codec::{self, SORT_KEY};
 use crate::store::errors::{FailureKind, SdkFailure, classify};
+use crate::store::replay;
 
 pub use crate::store::codec::StoredEvent;
 pub use crate::store::errors::error_chain;
@@ -133,7 +134,13 @@ impl EventsTable {
                 .send()
                 .await
                 .map_err(|e| self.classify(e))?;
-            events.extend(page.items().iter().map(codec::decode));
+            // A replay claim shares the table, never an event's key (store::replay).
+            events.extend(
+                page.items()
+                    .iter()
+                    .filter(|item| !replay::is_claim(item))
+                    .map(codec::decode),
+            );
             start = page.last_evaluated_key;
             if start.is_none() {
                 return Ok(events);

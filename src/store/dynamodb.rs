@@ -11,7 +11,7 @@ use super::archive::RawArchive;
 use super::batch;
 use super::codec::{self, Item, PARTITION_KEY};
 use super::errors::store_error;
-use super::{EventStore, PutOutcome, StoreError};
+use super::{ClaimOutcome, EventStore, PutOutcome, ReplayClaim, StoreError, replay};
 use crate::event::EmailEvent;
 
 /// Most writes in flight for one request.
@@ -122,6 +122,11 @@ impl EventStore for DynamoStore {
         } else {
             self.put_each(events, received_at_ms).await
         }
+    }
+
+    /// A conditional `PutItem` of the claim item in the events table ([`replay`]).
+    async fn claim_replay(&self, claim: &ReplayClaim) -> Result<ClaimOutcome, StoreError> {
+        replay::claim(&self.client, &self.table, claim).await
     }
 }
 

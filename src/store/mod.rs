@@ -13,6 +13,7 @@ pub mod batch;
 pub mod codec;
 pub mod dynamodb;
 pub mod errors;
+pub mod replay;
 pub mod sdk;
 pub mod table;
 
@@ -79,6 +80,32 @@ impl StoreError {
     }
 }
 
+/// A signed one-time value (a nonce) to bind to the body it authenticated, for
+/// providers whose signature does not cover the body (see [`replay`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayClaim {
+    /// The provider's route name.
+    pub provider: &'static str,
+    /// The signed one-time value (Mailgun's `token`).
+    pub nonce: String,
+    /// Hex SHA-256 of the exact body bytes.
+    pub body_sha256: String,
+    /// When the claim may be forgotten (Unix seconds): after the signature's
+    /// freshness window has closed.
+    pub expires_at_secs: i64,
+}
+
+/// What a [`ReplayClaim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The nonce was not claimed before: it is now bound to this body.
+    New,
+    /// The nonce is bound to this same body: a retry, stored as duplicates.
+    SameBody,
+    /// The nonce is bound to another body: a replayed signature.
+    OtherBody,
+}
+
 /// Durable, idempotent storage of normalized events.
 pub trait EventStore: Send + Sync {
     /// Writes every event; returns once all are durable. An event already stored
@@ -89,4 +116,17 @@ pub trait EventStore: Send + Sync {
         events: &[EmailEvent],
         received_at_ms: i64,
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+
+    /// Binds a nonce to a body, once: the first claim wins, the same claim again
+    /// is [`ClaimOutcome::SameBody`], another body is [`ClaimOutcome::OtherBody`].
+    /// The default keeps no claims and refuses, so a store that cannot hold them
+    /// fails closed (5xx) rather than letting a replay through.
+    fn claim_replay(
+        &self,
+        _claim: &ReplayClaim,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
+        std::future::ready(Err(StoreError::Misconfigured(
+            "this store keeps no replay claims".into(),
+        )))
+    }
 }

@@ -7,7 +7,9 @@
 mod common;
 
 mod bad_input;
+mod batches;
 mod cli;
+mod direct_invocation;
 mod docs;
 mod engagelab_signing;
 mod faults;
@@ -16,6 +18,7 @@ mod ingest;
 mod item_rules;
 #[cfg(feature = "local")]
 mod local_cors;
+mod mailgun_replay;
 mod mandrill;
 mod ordering;
 mod runtime_logs;

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::common::{Emulator, TABLE, apigw_event, fixture, provider_names};
+use crate::common::{Emulator, TABLE, apigw_event, fixtures, provider, provider_names, secrets};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use base64::Engine;
-use mailhooks::providers::engagelab::hmac_signature;
+use mailhooks::providers::AuthScheme;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -27,9 +27,10 @@ const BODY_MARKER: &str = "BodyMarker-5e1d7a";
 /// The function's AWS secret key (the store is reached with SigV4).
 const AWS_SECRET: &str = "aws-secret-marker-90c2";
 
-/// The configured secret of a provider.
+/// The configured secret of a provider: the harness's rotated-in one (for
+/// SendGrid a development public key, the only kind of secret it accepts).
 fn secret(provider: &str) -> String {
-    format!("{provider}-secret-7Qk3")
+    secrets(provider)[1].clone()
 }
 
 /// A wrong secret of a provider.
@@ -128,6 +129,12 @@ impl Function {
                     .iter()
                     .map(|p| (p.secrets_env(), secret(p.name()))),
             )
+            .envs(
+                mailhooks::providers::ALL
+                    .iter()
+                    .filter_map(|p| p.signed_url())
+                    .map(|url| (url.env, url.local)),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -174,13 +181,15 @@ impl Function {
     }
 }
 
-/// A valid body of `provider`, every address carrying [`BODY_MARKER`].
+/// A valid body of `provider` (its delivery fixture with the shortest name),
+/// every address carrying [`BODY_MARKER`].
 fn body(provider: &str) -> Vec<u8> {
-    let name = match provider {
-        "uspeedo" => "deliver",
-        _ => "delivered",
-    };
-    String::from_utf8(fixture(provider, name))
+    let (_, body) = fixtures(provider)
+        .into_iter()
+        .filter(|(name, _)| name.contains("deliver"))
+        .min_by_key(|(name, _)| name.len())
+        .unwrap();
+    String::from_utf8(body)
         .unwrap()
         .replace('@', &format!("+{BODY_MARKER}@"))
         .into_bytes()
@@ -198,39 +207,64 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-/// A request: its query, its headers and the status it must be answered.
-type Request = (String, Vec<(String, String)>, u64);
+/// A request: its query, its headers, its body and the status it must be answered.
+type Request = (String, Vec<(String, String)>, Vec<u8>, u64);
 
-/// Query, headers and expected status of every request sent to `provider`:
-/// good ones (twice: stored, then a duplicate), wrong secrets, wrong signatures.
-fn requests(provider: &str) -> Vec<Request> {
-    let (good, bad) = (secret(provider), wrong(provider));
-    if provider == "engagelab" {
-        let ts = now_secs().to_string();
-        let signed = |signature: String| {
-            vec![
-                ("X-WebHook-Timestamp".to_owned(), ts.clone()),
-                ("X-WebHook-AppKey".to_owned(), "email".to_owned()),
-                ("X-WebHook-Signature".to_owned(), signature),
+/// Every request sent to `name`: good ones (twice: stored, then a duplicate),
+/// wrong secrets, wrong signatures.
+fn requests(name: &str) -> Vec<Request> {
+    let (good, bad) = (secret(name), wrong(name));
+    let body = body(name);
+    match provider(name).scheme() {
+        AuthScheme::SignedHeaders { signature } | AuthScheme::UntimedSignature { signature } => {
+            let signed = |secret: &str| provider(name).sign(secret, now_secs(), &body);
+            let mut tampered = signed(&good);
+            for (_, value) in tampered
+                .headers
+                .iter_mut()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(signature))
+            {
+                let flipped = if value.starts_with('0') { "1" } else { "0" };
+                value.replace_range(0..1, flipped);
+            }
+            [
+                (signed(&good), 200),
+                (signed(&good), 200),
+                (signed(&bad), 401),
+                (tampered, 401),
             ]
-        };
-        vec![
-            (String::new(), signed(hmac_signature(&good, &ts)), 200),
-            (String::new(), signed(hmac_signature(&good, &ts)), 200),
-            (String::new(), signed(hmac_signature(&bad, &ts)), 401),
-            (String::new(), signed("ab".repeat(32)), 401),
-        ]
-    } else {
-        let query = |token: &str| format!("token={token}");
-        let auth = |token: &str| vec![("Authorization".to_owned(), basic(token))];
-        vec![
-            (query(&good), Vec::new(), 200),
-            (query(&good), Vec::new(), 200),
-            (String::new(), auth(&good), 200),
-            (query(&bad), Vec::new(), 401),
-            (String::new(), auth(&bad), 401),
-            (query(&good), auth(&bad), 401),
-        ]
+            .into_iter()
+            .map(|(request, status)| (request.query, request.headers, request.body, status))
+            .collect()
+        }
+        AuthScheme::SignedBody { object, signature } => {
+            let sign = |key: &str| provider(name).sign(key, now_secs(), &body).body;
+            let mut tampered: Value = serde_json::from_slice(&sign(&good)).unwrap();
+            tampered[object][signature] = Value::from("ab".repeat(32));
+            vec![
+                (String::new(), Vec::new(), sign(&good), 200),
+                (String::new(), Vec::new(), sign(&good), 200),
+                (String::new(), Vec::new(), sign(&bad), 401),
+                (
+                    String::new(),
+                    Vec::new(),
+                    serde_json::to_vec(&tampered).unwrap(),
+                    401,
+                ),
+            ]
+        }
+        AuthScheme::Token => {
+            let query = |token: &str| format!("token={token}");
+            let auth = |token: &str| vec![("Authorization".to_owned(), basic(token))];
+            vec![
+                (query(&good), Vec::new(), body.clone(), 200),
+                (query(&good), Vec::new(), body.clone(), 200),
+                (String::new(), auth(&good), body.clone(), 200),
+                (query(&bad), Vec::new(), body.clone(), 401),
+                (String::new(), auth(&bad), body.clone(), 401),
+                (query(&good), auth(&bad), body, 401),
+            ]
+        }
     }
 }
 
@@ -249,19 +283,38 @@ async fn the_lambda_binary_at_trace_logs_no_secret_token_signature_or_body() {
     for provider in provider_names() {
         forbidden.push(secret(provider));
         forbidden.push(wrong(provider));
-        for (query, headers, status) in requests(provider) {
+        let signature = match crate::common::provider(provider).scheme() {
+            AuthScheme::SignedHeaders { signature }
+            | AuthScheme::UntimedSignature { signature } => signature,
+            AuthScheme::Token | AuthScheme::SignedBody { .. } => "Authorization",
+        };
+        for (query, headers, body, status) in requests(provider) {
             for (name, value) in &headers {
-                if name == "Authorization" || name == "X-WebHook-Signature" {
+                if name == "Authorization" || name.eq_ignore_ascii_case(signature) {
                     forbidden.push(value.clone());
                     forbidden.extend(value.strip_prefix("Basic ").map(str::to_owned));
                 }
+            }
+            // A signature carried in the body: its hex and its token.
+            if let AuthScheme::SignedBody { object, .. } =
+                crate::common::provider(provider).scheme()
+                && let Ok(value) = serde_json::from_slice::<Value>(&body)
+                && let Some(fields) = value[object].as_object()
+            {
+                forbidden.extend(
+                    fields
+                        .values()
+                        .filter_map(|v| v.as_str())
+                        .filter(|v| v.len() > 12)
+                        .map(str::to_owned),
+                );
             }
             let event = apigw_event(
                 "POST",
                 &format!("/webhooks/{provider}"),
                 &query,
                 &headers,
-                &body(provider),
+                &body,
             );
             let answered = function.invoke(event).await;
             assert_eq!(answered, status, "{provider} {query} {headers:?}");

@@ -32,12 +32,26 @@ async fn send(
     .await
 }
 
-/// `name`'s valid body with no credentials at all.
+/// `name`'s valid body with no credentials at all (for a scheme that signs in
+/// the body, without its signature object).
 fn unsigned(name: &str) -> Signed {
+    let mut body = body(name);
+    if let AuthScheme::SignedBody { object, .. } = provider(name).scheme() {
+        body = edit_json(&body, |value| {
+            value.as_object_mut().unwrap().remove(object);
+        });
+    }
     Signed {
-        body: body(name),
+        body,
         ..Signed::default()
     }
+}
+
+/// `body` as JSON, changed by `edit`, serialized again.
+fn edit_json(body: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut value: Value = serde_json::from_slice(body).unwrap();
+    edit(&mut value);
+    serde_json::to_vec(&value).unwrap()
 }
 
 /// `name`'s valid body, signed with `secret`.
@@ -52,10 +66,12 @@ fn credentials_at(name: &str, secret: &str, unix_secs: i64) -> Signed {
 
 /// The providers whose scheme signs a timestamp.
 fn signing_providers() -> impl Iterator<Item = &'static dyn Provider> {
-    mailhooks::providers::ALL
-        .iter()
-        .copied()
-        .filter(|p| matches!(p.scheme(), AuthScheme::SignedHeaders { .. }))
+    mailhooks::providers::ALL.iter().copied().filter(|p| {
+        matches!(
+            p.scheme(),
+            AuthScheme::SignedHeaders { .. } | AuthScheme::SignedBody { .. }
+        )
+    })
 }
 
 /// The providers whose scheme signs the request but no timestamp.
@@ -107,19 +123,33 @@ async fn every_provider_refuses_missing_and_wrong_credentials_and_accepts_rotate
     }
 }
 
-/// The credential with one character changed: the token in the query, or the
-/// signature header.
-fn tamper(provider: &dyn Provider, query: &str, headers: &mut [(String, String)]) -> String {
-    if let AuthScheme::SignedHeaders { signature } | AuthScheme::UntimedSignature { signature } =
-        provider.scheme()
-        && let Some((_, value)) = headers
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case(signature))
-    {
+/// The credential with one character changed: the token in the query, the
+/// signature header, or the signature in the body.
+fn tamper(provider: &dyn Provider, request: &mut Signed) {
+    let flip = |value: &mut String| {
         let flipped = if value.starts_with('0') { "1" } else { "0" };
         value.replace_range(0..1, flipped);
+    };
+    match provider.scheme() {
+        AuthScheme::SignedHeaders { signature } | AuthScheme::UntimedSignature { signature } => {
+            if let Some((_, value)) = request
+                .headers
+                .iter_mut()
+                .find(|(k, _)| k.eq_ignore_ascii_case(signature))
+            {
+                flip(value);
+            }
+        }
+        AuthScheme::SignedBody { object, signature } => {
+            request.body = edit_json(&request.body, |value| {
+                let mut hex = value[object][signature].as_str().unwrap().to_owned();
+                flip(&mut hex);
+                value[object][signature] = Value::String(hex);
+            });
+        }
+        AuthScheme::Token => {}
     }
-    query.replace("secret", "secreT")
+    request.query = request.query.replace("secret", "secreT");
 }
 
 #[tokio::test]
@@ -128,11 +158,7 @@ async fn every_provider_refuses_a_tampered_credential() {
     let app = app(&db);
     for provider in provider_names() {
         let mut request = credentials(provider, &secrets(provider)[0]);
-        request.query = tamper(
-            crate::common::provider(provider),
-            &request.query,
-            &mut request.headers,
-        );
+        tamper(crate::common::provider(provider), &mut request);
         let (status, _) = send(&app, provider, &request).await;
         assert_eq!(status, 401, "{provider}");
     }
@@ -151,6 +177,36 @@ async fn a_provider_without_secrets_fails_closed() {
         assert_eq!(
             (status, reply["error"].as_str()),
             (401, Some("not_configured")),
+            "{provider}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_providers_accept_bearer_tokens_and_refuse_disagreeing_credentials() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    for provider in token_providers().map(|p| p.name()) {
+        let [old, new] = secrets(provider);
+        let bearer = |query: &str, token: &str| Signed {
+            query: query.to_owned(),
+            headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+            body: body(provider),
+        };
+        for secret in [&old, &new] {
+            let (status, reply) = send(&app, provider, &bearer("", secret)).await;
+            assert_eq!(status, 200, "{provider} bearer: {reply}");
+        }
+        let (status, reply) = send(&app, provider, &bearer("", "nope")).await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (401, Some("bad_token")),
+            "{provider} wrong bearer"
+        );
+        let (status, reply) = send(&app, provider, &bearer(&format!("token={old}"), &new)).await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (401, Some("conflicting_credentials")),
             "{provider}"
         );
     }
@@ -378,7 +434,7 @@ async fn duplicated_authentication_headers_are_refused() {
         let Signed {
             query,
             mut headers,
-            body,
+            mut body,
         } = credentials(name, &secrets(name)[0]);
         let expected = match provider.scheme() {
             AuthScheme::SignedHeaders { signature }
@@ -386,6 +442,12 @@ async fn duplicated_authentication_headers_are_refused() {
                 // A bad copy before the good one, under another case.
                 headers.insert(0, (signature.to_ascii_lowercase(), "0000".into()));
                 "duplicate_header"
+            }
+            AuthScheme::SignedBody { object, signature } => {
+                // A bad copy of the signature object before the good one.
+                let copy = format!(r#"{{"{object}":{{"{signature}":"0000"}},"#);
+                body.splice(0..1, copy.bytes());
+                "duplicate_signature"
             }
             AuthScheme::Token => "conflicting_credentials",
         };
@@ -425,6 +487,16 @@ async fn oversized_credentials_are_refused_without_harm() {
                 .map(|(k, _)| (k.clone(), huge.clone()))
                 .collect();
             let request = raw_request(&target(provider, &query), &headers, body.clone());
+            assert_eq!(parts(app.handle(request).await).0, 401, "{provider}");
+        }
+        // A signature of 256 KB in the body.
+        if let AuthScheme::SignedBody { object, signature } =
+            crate::common::provider(provider).scheme()
+        {
+            let body = edit_json(&body, |value| {
+                value[object][signature] = Value::String(huge.clone());
+            });
+            let request = raw_request(&target(provider, &query), &headers, body);
             assert_eq!(parts(app.handle(request).await).0, 401, "{provider}");
         }
         // A token of 60 KB (URIs over 64 KB cannot even be built by the `http` crate).

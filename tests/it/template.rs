@@ -1,8 +1,9 @@
 //! `template.yaml` must declare what the code expects: the table's keys, index
 //! and TTL attribute, the environment the configuration reads, the one
 //! permission the store uses and routes the router accepts; its dashboard and
-//! alarms must read metrics the code emits (`src/metrics.rs`), and its optional
-//! ALB must serve Tencent on a port Tencent accepts.
+//! alarms must read metrics the code emits (`src/metrics.rs`), its optional
+//! ALB must serve Tencent on a port Tencent accepts, and its optional direct SES
+//! sources (EventBridge, SNS) must each be let in by a permission for that one source.
 //!
 //! There is no YAML crate among the dependencies, so the template is read by a
 //! small indentation scanner that understands the subset the file uses: block
@@ -175,6 +176,20 @@ fn resources<'a>(doc: &[Line<'a>], resource_type: &str) -> Vec<(&'a str, Vec<Lin
         .filter(|r| scalar(&r.body, &["Type"]) == Some(resource_type))
         .map(|r| (r.key, r.body))
         .collect()
+}
+
+/// The single `AWS::Lambda::Permission` granted to `principal`.
+fn permission_for<'a>(doc: &[Line<'a>], principal: &str) -> (&'a str, Vec<Line<'a>>) {
+    let mut found: Vec<_> = resources(doc, "AWS::Lambda::Permission")
+        .into_iter()
+        .filter(|(_, body)| scalar(body, &["Properties", "Principal"]) == Some(principal))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "template: expected one permission for {principal}"
+    );
+    found.remove(0)
 }
 
 /// The single resource of a type.
@@ -632,6 +647,29 @@ fn dashboard_metrics(body: &Value) -> Vec<MetricRef> {
     out
 }
 
+/// The metric a Metrics Insights query reads:
+/// `SELECT SUM(name) FROM SCHEMA(namespace, dimension, ...)`, with no `WHERE`, so
+/// every series of the schema (every provider) is summed.
+fn insights(expression: &str, origin: &str) -> Option<MetricRef> {
+    let rest = expression.strip_prefix("SELECT ")?;
+    let (function, rest) = rest.split_once('(')?;
+    assert_eq!(function, "SUM", "{origin}: a counter alarm sums");
+    let (name, rest) = rest.split_once(')')?;
+    let schema = rest
+        .trim()
+        .strip_prefix("FROM SCHEMA(")
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{origin}: query without FROM SCHEMA(...) only: {expression}"));
+    let mut schema = schema.split(',').map(|s| unquote(s.trim()).to_owned());
+    Some(MetricRef {
+        origin: origin.to_owned(),
+        namespace: schema.next().unwrap_or_default(),
+        name: name.to_owned(),
+        dimensions: schema.map(|d| (d, None)).collect(),
+        stat: Some("Sum".to_owned()),
+    })
+}
+
 /// A `Namespace` / `MetricName` / `Dimensions` mapping of an alarm.
 fn alarm_metric(block: &[Line<'_>], stat: Option<&str>, origin: &str) -> MetricRef {
     let dimensions = entry(block, "Dimensions")
@@ -693,6 +731,21 @@ fn alarms<'a>(doc: &[Line<'a>]) -> Vec<(&'a str, Vec<Line<'a>>, Vec<MetricRef>)>
                 named,
                 "{origin}: a metric the scanner did not read"
             );
+            for item in items(
+                &entry(&properties, "Metrics")
+                    .map(|e| e.body)
+                    .unwrap_or_default(),
+            ) {
+                if let Some(expression) = scalar(&item, &["Expression"])
+                    && expression.starts_with("SELECT")
+                {
+                    assert!(
+                        scalar(&item, &["Period"]).is_some(),
+                        "{origin}: a query needs its Period"
+                    );
+                    read.extend(insights(expression, &origin));
+                }
+            }
             assert!(!read.is_empty(), "{origin} reads no metric");
             (id, alarm, read)
         })
@@ -937,23 +990,16 @@ fn alarms_cover_every_provider_and_notify_the_topic() {
         assert!(!read.is_empty());
     }
 
-    // The code's per-provider counters are alarmed on for every provider.
-    let providers_of = |name: &str| -> BTreeSet<String> {
-        all.iter()
-            .flat_map(|(_, _, read)| read)
-            .filter(|m| m.is(metrics::NAMESPACE, name))
-            .filter_map(|m| m.dimension("provider").map(str::to_owned))
-            .collect()
-    };
+    // The code's per-provider counters are alarmed on for every provider: one
+    // query over the provider dimension, no provider singled out.
     for name in ["ServerErrors", "AuthFailures"] {
-        let alarmed = providers_of(name);
-        for provider in providers::ALL {
-            assert!(
-                alarmed.contains(provider.name()),
-                "no {name} alarm for {}",
-                provider.name()
-            );
-        }
+        assert!(
+            all.iter()
+                .flat_map(|(_, _, read)| read)
+                .any(|m| m.is(metrics::NAMESPACE, name)
+                    && m.dimensions.get("provider") == Some(&None)),
+            "no {name} alarm over every provider"
+        );
     }
     let alarm_on = |namespace: &str, name: &str| {
         all.iter()
@@ -1022,7 +1068,6 @@ fn tencent_alb_is_https_on_8080_to_the_function_only_with_use_alb() {
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
         "AWS::ElasticLoadBalancingV2::TargetGroup",
         "AWS::ElasticLoadBalancingV2::Listener",
-        "AWS::Lambda::Permission",
     ];
     for resource_type in resource_types {
         let found = resources(&doc, resource_type);
@@ -1046,7 +1091,8 @@ fn tencent_alb_is_https_on_8080_to_the_function_only_with_use_alb() {
     let (lb_id, lb) = resource(&doc, "AWS::ElasticLoadBalancingV2::LoadBalancer");
     let (tg_id, tg) = resource(&doc, "AWS::ElasticLoadBalancingV2::TargetGroup");
     let (_, listener) = resource(&doc, "AWS::ElasticLoadBalancingV2::Listener");
-    let (permission_id, permission) = resource(&doc, "AWS::Lambda::Permission");
+    let (permission_id, permission) = permission_for(&doc, "elasticloadbalancing.amazonaws.com");
+    assert_eq!(scalar(&permission, &["Condition"]), Some("UseAlb"));
     let (sg_id, sg) = resource(&doc, "AWS::EC2::SecurityGroup");
     let function_arn = format!("!GetAtt {function_id}.Arn");
 
@@ -1164,6 +1210,117 @@ fn tencent_alb_is_https_on_8080_to_the_function_only_with_use_alb() {
         mailhooks::app::route(path).map(|p| p.name()).ok(),
         Some("tencent")
     );
+}
+
+// ---------------------------------------------------------------------------
+// Optional SES events without HTTP: an EventBridge rule and an SNS subscription.
+
+#[test]
+fn direct_ses_sources_are_optional_and_each_permission_names_its_one_source() {
+    let doc = lines(TEMPLATE);
+    let (function_id, _) = resource(&doc, "AWS::Serverless::Function");
+    let function_arn = format!("!GetAtt {function_id}.Arn");
+
+    // Off by default; on when the parameter is given.
+    let off = Deployment::new(&doc, &[]);
+    let on = Deployment::new(
+        &doc,
+        &[
+            ("SesConfigurationSetName", "mailhooks"),
+            (
+                "SesSnsTopicArn",
+                "arn:aws:sns:us-east-1:123456789012:ses-events",
+            ),
+        ],
+    );
+    for condition in ["HasSesEventRule", "HasSesSnsTopic"] {
+        assert!(
+            !off.condition(condition) && on.condition(condition),
+            "{condition}"
+        );
+    }
+
+    // The rule: SES's email events of that configuration set, on the default bus,
+    // to the function only.
+    let (rule_id, rule) = resource(&doc, "AWS::Events::Rule");
+    assert_eq!(scalar(&rule, &["Condition"]), Some("HasSesEventRule"));
+    let properties = at(&rule, &["Properties"]);
+    assert_eq!(scalar(&properties, &["EventBusName"]), Some("default"));
+    let pattern = at(&properties, &["EventPattern"]);
+    assert_eq!(
+        parse_flow(scalar(&pattern, &["source"]).unwrap()),
+        Flow::List(vec![Flow::Scalar(
+            mailhooks::invocation::EVENTBRIDGE_SOURCE.into()
+        )])
+    );
+    let detail_types = items(&at(&pattern, &["detail-type"]));
+    assert!(!detail_types.is_empty());
+    for detail_type in &detail_types {
+        assert!(
+            detail_type[0].text.starts_with("Email "),
+            "{}",
+            detail_type[0].text
+        );
+    }
+    assert_eq!(
+        scalar(
+            &pattern,
+            &["detail", "mail", "tags", "ses:configuration-set"]
+        ),
+        Some("[!Ref SesConfigurationSetName]")
+    );
+    let targets = items(&at(&properties, &["Targets"]));
+    assert_eq!(targets.len(), 1);
+    assert_eq!(scalar(&targets[0], &["Arn"]), Some(function_arn.as_str()));
+
+    // The subscription: protocol lambda, that topic, the function.
+    let (_, subscription) = resource(&doc, "AWS::SNS::Subscription");
+    assert_eq!(
+        scalar(&subscription, &["Condition"]),
+        Some("HasSesSnsTopic")
+    );
+    let properties = at(&subscription, &["Properties"]);
+    assert_eq!(scalar(&properties, &["Protocol"]), Some("lambda"));
+    assert_eq!(
+        scalar(&properties, &["TopicArn"]),
+        Some("!Ref SesSnsTopicArn")
+    );
+    assert_eq!(
+        scalar(&properties, &["Endpoint"]),
+        Some(function_arn.as_str())
+    );
+
+    // Each permission: one service, invoking only from its one rule or topic,
+    // under the same condition as what it lets in.
+    let rule_arn = format!("!GetAtt {rule_id}.Arn");
+    for (principal, condition, source) in [
+        ("events.amazonaws.com", "HasSesEventRule", rule_arn.as_str()),
+        ("sns.amazonaws.com", "HasSesSnsTopic", "!Ref SesSnsTopicArn"),
+    ] {
+        let (id, permission) = permission_for(&doc, principal);
+        assert_eq!(scalar(&permission, &["Condition"]), Some(condition), "{id}");
+        let properties = at(&permission, &["Properties"]);
+        assert_eq!(scalar(&properties, &["SourceArn"]), Some(source), "{id}");
+        assert_eq!(
+            scalar(&properties, &["Action"]),
+            Some("lambda:InvokeFunction"),
+            "{id}"
+        );
+        assert_eq!(
+            scalar(&properties, &["FunctionName"]),
+            Some(function_arn.as_str()),
+            "{id}"
+        );
+    }
+
+    // No way in that is unconditional or not scoped to one source.
+    for (id, permission) in resources(&doc, "AWS::Lambda::Permission") {
+        assert!(scalar(&permission, &["Condition"]).is_some(), "{id}");
+        assert!(
+            scalar(&permission, &["Properties", "SourceArn"]).is_some(),
+            "{id}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

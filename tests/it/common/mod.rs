@@ -34,7 +34,13 @@ pub fn provider(name: &str) -> &'static dyn mailhooks::providers::Provider {
 }
 
 /// Two secrets per provider: the second stands for a rotated-in secret.
+/// SendGrid's secrets are public keys, so its two are its development key
+/// pairs' public keys (its `sign` holds their private halves).
 pub fn secrets(provider: &str) -> [String; 2] {
+    if provider == "sendgrid" {
+        return mailhooks::providers::sendgrid::DEVELOPMENT_KEY_PAIRS
+            .map(|(public, _)| public.to_owned());
+    }
     [
         format!("{provider}-old-secret"),
         format!("{provider}-new-secret"),
@@ -58,8 +64,22 @@ impl Emulator {
         Emulator { endpoint, client }
     }
 
-    /// Every item in the table.
+    /// Every event item in the table (replay claims left out: see `claims`).
     pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = self.all_items().await;
+        items.retain(|item| !mailhooks::store::replay::is_claim(item));
+        items
+    }
+
+    /// Every replay claim in the table (`store::replay`).
+    pub async fn claims(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = self.all_items().await;
+        items.retain(mailhooks::store::replay::is_claim);
+        items
+    }
+
+    /// Every item in the table, events and replay claims.
+    pub async fn all_items(&self) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
