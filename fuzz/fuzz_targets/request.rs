@@ -73,6 +73,8 @@ fn app() -> &'static (tokio::runtime::Runtime, App<ItemBuildingStore>) {
             ("EMIT_METRICS", "false"),
         ];
         vars.extend(mailhooks::providers::ALL.iter().map(|p| (p.secrets_env(), p.local_secret())));
+        // The development URL of every provider that signs one, as the seeds are signed for it.
+        vars.extend(mailhooks::providers::ALL.iter().filter_map(|p| p.signed_url()).map(|u| (u.env, u.local)));
         let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
             .unwrap_or_else(|e| panic!("fuzz config: {e}"));
         // One thread: the emulator's server task runs while a request is handled.
