@@ -72,6 +72,7 @@ fn process(case: &Case) -> usize {
         secrets: &secrets,
         freshness: Freshness::Within(300),
         clock: &clock,
+        certificates_dir: None,
         webhook_urls: &[],
     };
     let inbound = Inbound {

@@ -193,10 +193,17 @@ impl<S: EventStore> App<S> {
             secrets: self.config.secrets_for(provider.name()),
             freshness: self.config.freshness,
             clock: self.clock.as_ref(),
+            certificates_dir: self.config.sns_certificates_dir.as_deref(),
             webhook_urls: self.config.webhook_urls_for(provider.name()),
         };
+        if let Some(preparing) = provider.prepare(&inbound, &ctx) {
+            preparing.await?;
+        }
         let auth = provider.authenticate(&inbound, &ctx)?;
         if let Some(control) = provider.control(&inbound) {
+            if let Some(completing) = provider.complete_control(&inbound, control) {
+                completing.await?;
+            }
             return Ok(Success::Control {
                 kind: control.kind,
                 auth,
@@ -492,6 +499,71 @@ mod tests {
         fn refresh_sample(&self, _: &mut serde_json::Value, _: i64, _: &str) {}
     }
 
+    /// A provider whose pre-authentication step fails on `unavailable`, and whose
+    /// `ping` control request completes only when the body says so.
+    struct Hooked;
+
+    impl Provider for Hooked {
+        fn name(&self) -> &'static str {
+            "hooked"
+        }
+        fn secrets_env(&self) -> &'static str {
+            "HOOKED_TOKENS"
+        }
+        fn prepare<'a>(
+            &'a self,
+            request: &'a Inbound<'a>,
+            _ctx: &'a AuthContext<'a>,
+        ) -> Option<futures_util::future::BoxFuture<'a, Result<(), providers::Unavailable>>>
+        {
+            let fails = request.body == b"unavailable";
+            Some(Box::pin(async move {
+                if fails {
+                    Err(providers::Unavailable {
+                        code: "certificate_unavailable",
+                        detail: "down".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            }))
+        }
+        fn control(&self, request: &Inbound<'_>) -> Option<crate::providers::Control> {
+            request
+                .body
+                .starts_with(b"ping")
+                .then_some(crate::providers::Control { kind: "ping" })
+        }
+        fn complete_control<'a>(
+            &'a self,
+            request: &'a Inbound<'a>,
+            _control: crate::providers::Control,
+        ) -> Option<futures_util::future::BoxFuture<'a, Result<(), providers::Unavailable>>>
+        {
+            let fails = request.body == b"ping-fails";
+            Some(Box::pin(async move {
+                if fails {
+                    Err(providers::Unavailable {
+                        code: "subscription_not_confirmed",
+                        detail: "no".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            }))
+        }
+        fn parse(
+            &self,
+            _body: &[u8],
+        ) -> Result<Vec<crate::EmailEvent>, crate::providers::ParseError> {
+            Err(crate::providers::ParseError::NoEvents)
+        }
+        fn local_secret(&self) -> &'static str {
+            "local-hooked-token"
+        }
+        fn refresh_sample(&self, _: &mut serde_json::Value, _: i64, _: &str) {}
+    }
+
     /// Pure logic: a control request never reaches storage.
     struct NoStore;
 
@@ -533,6 +605,48 @@ mod tests {
         assert!(matches!(
             app.process(&Pinging, &post("token=s", b"event")).await,
             Err(Error::BadRequest(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_provider_hooks_run_around_authentication_and_their_failures_are_503() {
+        let mut config = Config::from_lookup(|k| (k == "TABLE_NAME").then(|| "t".into())).unwrap();
+        config.secrets.insert("hooked", vec!["s".into()]);
+        let app = App::new(config, NoStore, Arc::new(crate::auth::FixedClock(0)));
+        let post = |query: &str, body: &'static [u8]| {
+            lambda_http::http::Request::builder()
+                .method("POST")
+                .uri(format!("/webhooks/hooked?{query}"))
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let unavailable = app
+            .process(&Hooked, &post("token=s", b"unavailable"))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            (unavailable.status(), unavailable.code()),
+            (503, "certificate_unavailable")
+        );
+        assert!(matches!(
+            app.process(&Hooked, &post("token=s", b"ping")).await,
+            Ok(Success::Control { kind: "ping", .. })
+        ));
+        let unconfirmed = app
+            .process(&Hooked, &post("token=s", b"ping-fails"))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            (unconfirmed.status(), unconfirmed.code()),
+            (503, "subscription_not_confirmed")
+        );
+        // Authentication still decides after a successful preparation.
+        assert!(matches!(
+            app.process(&Hooked, &post("token=wrong", b"ping-fails"))
+                .await,
+            Err(Error::Unauthorized(_))
         ));
     }
 }

@@ -60,6 +60,30 @@ pub enum AuthError {
     /// legacy form-encoded webhook where JSON is expected).
     #[error("unsupported webhook format: {0}")]
     UnsupportedFormat(&'static str),
+    /// A body-signed message (an SNS envelope) carries no signature.
+    #[error("missing signature: not a signed SNS message")]
+    MissingSignature,
+    /// A signed envelope lacks a field it must have, repeats one, or has an unknown type.
+    #[error("malformed SNS envelope")]
+    MalformedEnvelope,
+    /// A signature version this receiver does not verify.
+    #[error("unsupported signature version")]
+    UnsupportedSignatureVersion,
+    /// The message comes from a topic not in the allow-list.
+    #[error("topic not allowed")]
+    TopicNotAllowed,
+    /// The signing certificate URL is not an SNS certificate URL.
+    #[error("signing certificate URL is not an Amazon SNS certificate URL")]
+    BadCertificateUrl,
+    /// The subscription URL is not an Amazon SNS URL.
+    #[error("subscribe URL is not an Amazon SNS URL")]
+    BadSubscribeUrl,
+    /// The signing certificate does not exist or is not a usable certificate.
+    #[error("unknown or unusable signing certificate")]
+    UnknownCertificate,
+    /// The signing certificate is outside its validity period.
+    #[error("signing certificate expired or not yet valid")]
+    ExpiredCertificate,
 }
 
 impl AuthError {
@@ -80,6 +104,14 @@ impl AuthError {
             AuthError::DuplicateBodySignature(_) => "duplicate_signature",
             AuthError::Replayed => "replayed",
             AuthError::UnsupportedFormat(_) => "unsupported_format",
+            AuthError::MissingSignature => "missing_signature",
+            AuthError::MalformedEnvelope => "malformed_envelope",
+            AuthError::UnsupportedSignatureVersion => "unsupported_signature_version",
+            AuthError::TopicNotAllowed => "topic_not_allowed",
+            AuthError::BadCertificateUrl => "bad_certificate_url",
+            AuthError::BadSubscribeUrl => "bad_subscribe_url",
+            AuthError::UnknownCertificate => "unknown_certificate",
+            AuthError::ExpiredCertificate => "certificate_expired",
         }
     }
 }

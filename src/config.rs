@@ -38,6 +38,9 @@ pub struct Config {
     pub raw_bucket: Option<String>,
     /// Open the DynamoDB connection during the Lambda init phase (`WARM_UP`, default on).
     pub warm_up: bool,
+    /// SNS signing certificates on disk, named as their URL's last segment
+    /// (`SNS_CERTIFICATES_DIR`): used instead of fetching them.
+    pub sns_certificates_dir: Option<std::path::PathBuf>,
 }
 
 /// A setting that is present but unusable; the function refuses to start.
@@ -108,6 +111,10 @@ impl Config {
             raw_bucket: get("RAW_BUCKET")
                 .map(|b| b.trim().to_owned())
                 .filter(|b| !b.is_empty()),
+            sns_certificates_dir: get("SNS_CERTIFICATES_DIR")
+                .map(|d| d.trim().to_owned())
+                .filter(|d| !d.is_empty())
+                .map(std::path::PathBuf::from),
             emit_metrics: get("EMIT_METRICS")
                 .is_none_or(|v| v.trim().is_empty() || is_true(Some(&v))),
         })

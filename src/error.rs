@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::auth::AuthError;
-use crate::providers::ParseError;
+use crate::providers::{ParseError, Unavailable};
 use crate::store::StoreError;
 use crate::store::codec::KeyError;
 
@@ -31,6 +31,10 @@ pub enum Error {
     /// An event cannot have a key in the table (too long an id, a time out of range).
     #[error(transparent)]
     Unstorable(#[from] KeyError),
+    /// A check or handshake could not be done now (certificate fetch,
+    /// subscription confirmation); the provider should retry.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     /// The events could not all be stored; the provider should retry.
     #[error(transparent)]
     Storage(#[from] StoreError),
@@ -45,6 +49,7 @@ impl Error {
             Error::PayloadTooLarge(_) => 413,
             Error::Unauthorized(_) => 401,
             Error::BadRequest(_) | Error::Unstorable(_) => 400,
+            Error::Unavailable(_) => 503,
             Error::Storage(e) => e.status(),
         }
     }
@@ -59,6 +64,7 @@ impl Error {
             Error::Unauthorized(e) => e.code(),
             Error::BadRequest(e) => e.code(),
             Error::Unstorable(e) => e.code(),
+            Error::Unavailable(e) => e.code,
             Error::Storage(e) => e.code(),
         }
     }

@@ -217,6 +217,11 @@ pub fn local_config(table: &str) -> Result<Config, crate::config::ConfigError> {
             defaults.insert(url.env, url.local.to_owned());
         }
     }
+    // SNS envelopes signed with the public development key verify against its
+    // certificate, written to a temporary folder (never a deployment's).
+    if let Ok(dir) = providers::ses::dev::temporary_certificate_dir() {
+        defaults.insert("SNS_CERTIFICATES_DIR", dir.to_string_lossy().into_owned());
+    }
     Config::from_lookup(|k| std::env::var(k).ok().or_else(|| defaults.get(k).cloned()))
 }
 

@@ -952,6 +952,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Within(300),
             clock: &clock,
+            certificates_dir: None,
             webhook_urls: &[],
         };
         EngageLab.authenticate(
@@ -1120,6 +1121,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Within(300),
             clock: &clock,
+            certificates_dir: None,
             webhook_urls: &[],
         };
         let request = Inbound {

@@ -1123,6 +1123,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Within(300),
             clock: &clock,
+            certificates_dir: None,
             webhook_urls: &[],
         };
         let headers = [("content-type".to_owned(), "application/json".to_owned())];
@@ -1284,6 +1285,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Disabled,
             clock: &clock,
+            certificates_dir: None,
             webhook_urls: &[],
         };
         let headers = [(
@@ -1326,6 +1328,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Within(300),
             clock: &clock,
+            certificates_dir: None,
             webhook_urls: &[],
         };
         let request = Inbound {

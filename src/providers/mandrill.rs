@@ -923,6 +923,7 @@ mod tests {
             freshness: Freshness::Within(300),
             clock: &clock,
             webhook_urls: urls,
+            certificates_dir: None,
         };
         Mandrill.authenticate(
             &Inbound {
@@ -1066,6 +1067,7 @@ mod tests {
                         freshness: Freshness::Disabled,
                         clock: &clock,
                         webhook_urls: &urls,
+                        certificates_dir: None,
                     },
                 )
             };

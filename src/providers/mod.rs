@@ -14,10 +14,12 @@ pub mod mime_words;
 pub mod postmark;
 pub mod resend;
 pub mod sendgrid;
+pub mod ses;
 pub mod sparkpost;
 pub mod tencent;
 pub mod uspeedo;
 
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use crate::auth::{AuthError, Clock, Credentials, Freshness, verify_token};
@@ -66,6 +68,9 @@ pub struct AuthContext<'a> {
     pub freshness: Freshness,
     /// The current time.
     pub clock: &'a dyn Clock,
+    /// Where a provider that verifies with public certificates finds them
+    /// without a network call (`SNS_CERTIFICATES_DIR`); `None`: fetched.
+    pub certificates_dir: Option<&'a std::path::Path>,
     /// The URLs the ESP was configured to post to, for a scheme that signs the
     /// URL ([`Provider::signed_url`]); empty for the others.
     pub webhook_urls: &'a [String],
@@ -93,6 +98,11 @@ pub enum AuthScheme {
         /// The member of that object that holds the hex signature.
         signature: &'static str,
     },
+    /// An Amazon SNS message: the body is a JSON envelope signed by AWS (RSA,
+    /// certificate from an SNS host), and the secret is a topic ARN the
+    /// envelope's `TopicArn` must equal. Its signed `Timestamp` may be as old as
+    /// SNS's retries last (see [`AuthScheme::min_past_window_secs`]).
+    SnsEnvelope,
     /// A header carrying a signature over the request with no timestamp: there
     /// is no window, a captured request stays valid, and its replay stores
     /// nothing new because storage is idempotent (docs/security.md).
@@ -111,6 +121,7 @@ impl AuthScheme {
                 "missing_header"
             }
             AuthScheme::SignedBody { object, .. } => AuthError::MissingBodySignature(object).code(),
+            AuthScheme::SnsEnvelope => AuthError::MissingSignature.code(),
         }
     }
 
@@ -121,6 +132,25 @@ impl AuthScheme {
             AuthScheme::SignedHeaders { .. }
             | AuthScheme::UntimedSignature { .. }
             | AuthScheme::SignedBody { .. } => AuthError::BadSignature.code(),
+            AuthScheme::SnsEnvelope => AuthError::TopicNotAllowed.code(),
+        }
+    }
+
+    /// The JSON field of the body that holds the signature, for a scheme that
+    /// signs inside the body.
+    pub fn body_signature_field(self) -> Option<&'static str> {
+        match self {
+            AuthScheme::SnsEnvelope => Some("Signature"),
+            _ => None,
+        }
+    }
+
+    /// The least the past side of the freshness window is, whatever
+    /// `SIGNATURE_TOLERANCE_SECS` says (0: the configured window alone).
+    pub fn min_past_window_secs(self) -> u64 {
+        match self {
+            AuthScheme::SnsEnvelope => ses::sns::SNS_RETRY_WINDOW_SECS,
+            _ => 0,
         }
     }
 
@@ -133,6 +163,9 @@ impl AuthScheme {
             | AuthScheme::SignedBody { .. } => {
                 format!("POST {url}   signing key: {secret}")
             }
+            AuthScheme::SnsEnvelope => {
+                format!("SNS HTTPS subscription {url}   allowed topic ARN: {secret}")
+            }
         }
     }
 }
@@ -143,6 +176,18 @@ impl AuthScheme {
 pub struct Control {
     /// What the request was, for the log line and the answer.
     pub kind: &'static str,
+}
+
+/// A provider's request could not be checked or completed for a reason that
+/// may pass (a certificate that cannot be fetched, a handshake that failed):
+/// answered 503 with `code`, so the ESP retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct Unavailable {
+    /// A stable machine-readable name for the failure.
+    pub code: &'static str,
+    /// What failed, for the log and the answer (never a secret).
+    pub detail: String,
 }
 
 /// A request as the ESP would send it: what a test sender adds so that it
@@ -184,6 +229,19 @@ pub trait Provider: Sync {
         AuthScheme::Token
     }
 
+    /// Work that authentication needs and that may wait on the network (e.g.
+    /// making sure a signing certificate is in the cache), awaited before
+    /// [`Provider::authenticate`]; its failure answers 503. It must do nothing
+    /// for a request that authentication will refuse without it. The default
+    /// needs nothing.
+    fn prepare<'a>(
+        &'a self,
+        _request: &'a Inbound<'a>,
+        _ctx: &'a AuthContext<'a>,
+    ) -> Option<BoxFuture<'a, Result<(), Unavailable>>> {
+        None
+    }
+
     /// Verifies the request; on success names the method that matched (for logs).
     /// The default is the token scheme: `?token=`, the HTTP Basic password or a
     /// Bearer token.
@@ -221,6 +279,17 @@ pub trait Provider: Sync {
     /// An authenticated request that carries no event (a ping, a subscription
     /// handshake), recognised before parsing; `None` for event requests.
     fn control(&self, _request: &Inbound<'_>) -> Option<Control> {
+        None
+    }
+
+    /// Work that completes an authenticated control request (e.g. confirming a
+    /// subscription), awaited before the 200; its failure answers 503 so the
+    /// ESP sends it again. The default needs nothing.
+    fn complete_control<'a>(
+        &'a self,
+        _request: &'a Inbound<'a>,
+        _control: Control,
+    ) -> Option<BoxFuture<'a, Result<(), Unavailable>>> {
         None
     }
 
@@ -274,6 +343,7 @@ pub static ALL: &[&dyn Provider] = &[
     &mailgun::Mailgun,
     &sendgrid::SendGrid,
     &resend::Resend,
+    &ses::Ses,
     &mandrill::Mandrill,
 ];
 

@@ -469,6 +469,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Within(300),
             clock: &clock,
+            certificates_dir: None,
             webhook_urls: &[],
         };
         Resend.authenticate(

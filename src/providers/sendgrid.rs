@@ -491,6 +491,7 @@ mod tests {
             secrets: &secrets,
             freshness: Freshness::Within(300),
             clock: &clock,
+            certificates_dir: None,
             webhook_urls: &[],
         };
         SendGrid.authenticate(

@@ -38,9 +38,16 @@ fn unreadable(provider: &str, code: &'static str) -> (u16, Option<&'static str>,
     }
 }
 
+/// Providers whose signature travels outside the body: the body reaches the
+/// parser as sent. (An SNS envelope carries its payload as a JSON string, so an
+/// empty or non-UTF-8 payload cannot be signed; those are tested in the provider.)
+fn unwrapped_providers() -> impl Iterator<Item = &'static str> {
+    provider_names().filter(|p| provider(p).scheme().body_signature_field().is_none())
+}
+
 #[tokio::test]
 async fn empty_and_whitespace_bodies() {
-    for provider in provider_names() {
+    for provider in unwrapped_providers() {
         for body in [&b""[..], b" \r\n"] {
             let (status, reply, stored) = post(provider, body).await;
             assert_eq!(
@@ -54,7 +61,7 @@ async fn empty_and_whitespace_bodies() {
 
 #[tokio::test]
 async fn non_utf8_bodies() {
-    for provider in provider_names() {
+    for provider in unwrapped_providers() {
         let (status, reply, stored) = post(provider, &[b'{', 0xff, 0xfe, b'}']).await;
         assert_eq!(
             (status, reply["error"].as_str(), stored),

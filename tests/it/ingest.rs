@@ -13,9 +13,12 @@ async fn every_fixture_of_every_provider_is_stored_with_its_normalized_fields() 
         for (name, body) in fixtures(provider) {
             let (status, reply) = parts(app.handle(signed_post(provider, &body)).await);
             assert_eq!(status, 200, "{provider}/{name}: {reply}");
+            // The events of the body as sent: a provider that signs inside the body
+            // (an SNS envelope) may date an undated event by its signed time.
+            let sent = signed(provider, &secrets(provider)[0], &body).body;
             let parsed = mailhooks::providers::by_name(provider)
                 .unwrap()
-                .parse(&body)
+                .parse(&sent)
                 .unwrap();
             assert_eq!(reply["received"], parsed.len(), "{provider}/{name}");
             assert_eq!(

@@ -26,6 +26,7 @@ mod s3_archive;
 mod sample_events;
 mod secrets_manager;
 mod security;
+mod ses_sns;
 mod stable_keys;
 mod template;
 mod tools;

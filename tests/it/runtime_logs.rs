@@ -129,6 +129,11 @@ impl Function {
                     .iter()
                     .map(|p| (p.secrets_env(), secret(p.name()))),
             )
+            // SNS envelopes signed with the development key verify; nothing is fetched.
+            .env(
+                "SNS_CERTIFICATES_DIR",
+                mailhooks::providers::ses::dev::temporary_certificate_dir().unwrap(),
+            )
             .envs(
                 mailhooks::providers::ALL
                     .iter()
@@ -253,6 +258,8 @@ fn requests(name: &str) -> Vec<Request> {
                 ),
             ]
         }
+        // Signed inside the body by AWS: see [`body_signed_requests`].
+        AuthScheme::SnsEnvelope => Vec::new(),
         AuthScheme::Token => {
             let query = |token: &str| format!("token={token}");
             let auth = |token: &str| vec![("Authorization".to_owned(), basic(token))];
@@ -266,6 +273,41 @@ fn requests(name: &str) -> Vec<Request> {
             ]
         }
     }
+}
+
+/// For a provider that signs inside the body: the bodies to send (signed with
+/// the secret, twice; with a wrong secret; with a changed signature), each with
+/// its signature and the status it must be answered.
+fn body_signed_requests(provider: &str) -> Vec<(Vec<u8>, String, u64)> {
+    let esp = crate::common::provider(provider);
+    let Some(field) = esp.scheme().body_signature_field() else {
+        return Vec::new();
+    };
+    let sign = |secret: &str| esp.sign(secret, now_secs(), &body(provider)).body;
+    let signature = |body: &[u8]| {
+        let value: Value = serde_json::from_slice(body).unwrap();
+        value[field].as_str().unwrap().to_owned()
+    };
+    let good = sign(&secret(provider));
+    let mut tampered: Value = serde_json::from_slice(&good).unwrap();
+    let original = signature(&good);
+    let first = if original.starts_with('A') { 'B' } else { 'A' };
+    let changed = format!("{first}{}", &original[1..]);
+    tampered[field] = Value::String(changed);
+    let tampered = serde_json::to_vec(&tampered).unwrap();
+    let bad = sign(&wrong(provider));
+    [
+        (good.clone(), 200),
+        (good, 200),
+        (bad, 401),
+        (tampered, 401),
+    ]
+    .into_iter()
+    .map(|(body, status)| {
+        let signature = signature(&body);
+        (body, signature, status)
+    })
+    .collect()
 }
 
 #[tokio::test]
@@ -286,7 +328,9 @@ async fn the_lambda_binary_at_trace_logs_no_secret_token_signature_or_body() {
         let signature = match crate::common::provider(provider).scheme() {
             AuthScheme::SignedHeaders { signature }
             | AuthScheme::UntimedSignature { signature } => signature,
-            AuthScheme::Token | AuthScheme::SignedBody { .. } => "Authorization",
+            AuthScheme::Token | AuthScheme::SignedBody { .. } | AuthScheme::SnsEnvelope => {
+                "Authorization"
+            }
         };
         for (query, headers, body, status) in requests(provider) {
             for (name, value) in &headers {
@@ -318,6 +362,13 @@ async fn the_lambda_binary_at_trace_logs_no_secret_token_signature_or_body() {
             );
             let answered = function.invoke(event).await;
             assert_eq!(answered, status, "{provider} {query} {headers:?}");
+            invocations += 1;
+        }
+        for (body, signature, status) in body_signed_requests(provider) {
+            forbidden.push(signature);
+            let event = apigw_event("POST", &format!("/webhooks/{provider}"), "", &[], &body);
+            let answered = function.invoke(event).await;
+            assert_eq!(answered, status, "{provider} body-signed");
             invocations += 1;
         }
     }

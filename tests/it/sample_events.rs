@@ -20,8 +20,10 @@ use crate::direct_invocation::{TOPIC_ARN, eventbridge_event, sns_lambda_event};
 /// The direct samples: a fixture of the direct provider and its EventBridge
 /// `detail-type`. Each gives `<provider>-eventbridge-<fixture>.json` and
 /// `<provider>-sns-lambda-<fixture>.json` once the provider is registered.
-const DIRECT_SAMPLES: &[(&str, &str)] =
-    &[("delivery", "Email Delivered"), ("bounce", "Email Bounced")];
+const DIRECT_SAMPLES: &[(&str, &str)] = &[
+    ("delivered", "Email Delivered"),
+    ("bounce", "Email Bounced"),
+];
 
 /// The kinds of direct sample file, as their names say them.
 const DIRECT_KINDS: [&str; 2] = ["eventbridge", "sns-lambda"];

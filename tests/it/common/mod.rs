@@ -107,6 +107,12 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
         ("TABLE_NAME".to_owned(), TABLE.to_owned()),
         ("EMIT_METRICS".to_owned(), "false".to_owned()),
     ]);
+    // The development SNS certificate, so envelopes signed by `Ses::sign` verify.
+    let certificates = mailhooks::providers::ses::dev::temporary_certificate_dir().unwrap();
+    vars.insert(
+        "SNS_CERTIFICATES_DIR".to_owned(),
+        certificates.to_string_lossy().into_owned(),
+    );
     for provider in mailhooks::providers::ALL {
         vars.insert(
             provider.secrets_env().into(),
