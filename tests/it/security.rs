@@ -66,10 +66,12 @@ fn credentials_at(name: &str, secret: &str, unix_secs: i64) -> Signed {
 
 /// The providers whose scheme signs a timestamp.
 fn signing_providers() -> impl Iterator<Item = &'static dyn Provider> {
-    mailhooks::providers::ALL
-        .iter()
-        .copied()
-        .filter(|p| p.scheme() != AuthScheme::Token)
+    mailhooks::providers::ALL.iter().copied().filter(|p| {
+        !matches!(
+            p.scheme(),
+            AuthScheme::Token | AuthScheme::UntimedSignature { .. }
+        )
+    })
 }
 
 /// How old a signed timestamp may be with the default 300 s tolerance: a scheme
