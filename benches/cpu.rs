@@ -73,6 +73,7 @@ fn process(case: &Case) -> usize {
         freshness: Freshness::Within(300),
         clock: &clock,
         certificates_dir: None,
+        webhook_urls: &[],
     };
     let inbound = Inbound {
         headers: &case.headers,

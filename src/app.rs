@@ -67,6 +67,15 @@ impl<S: EventStore> App<S> {
                     "no secret configured: every request for this provider will be refused with 401"
                 );
             }
+            if let Some(url) = provider.signed_url()
+                && config.webhook_urls_for(provider.name()).is_empty()
+            {
+                warn!(
+                    provider = provider.name(),
+                    env = url.env,
+                    "no webhook URL configured: every request for this provider will be refused with 401"
+                );
+            }
         }
         App {
             config,
@@ -185,6 +194,7 @@ impl<S: EventStore> App<S> {
             freshness: self.config.freshness,
             clock: self.clock.as_ref(),
             certificates_dir: self.config.sns_certificates_dir.as_deref(),
+            webhook_urls: self.config.webhook_urls_for(provider.name()),
         };
         if let Some(preparing) = provider.prepare(&inbound, &ctx) {
             preparing.await?;

@@ -21,6 +21,9 @@ pub struct Config {
     pub table_name: String,
     /// Valid secrets per provider name; several at once during rotation.
     pub secrets: BTreeMap<&'static str, Vec<String>>,
+    /// The URLs each URL-signing provider was configured with at its ESP
+    /// ([`providers::SignedUrl::env`], comma-separated), by provider name.
+    pub webhook_urls: BTreeMap<&'static str, Vec<String>>,
     /// Freshness window for signed timestamps.
     pub freshness: Freshness,
     /// Days to keep events (`EVENT_RETENTION_DAYS`); sets the `expires_at` TTL attribute.
@@ -71,6 +74,10 @@ impl Config {
             .iter()
             .map(|p| (p.name(), split_secrets(get(p.secrets_env()).as_deref())))
             .collect();
+        let webhook_urls = providers::ALL
+            .iter()
+            .filter_map(|p| Some((p.name(), split_secrets(get(p.signed_url()?.env).as_deref()))))
+            .collect();
         let tolerance = parse_number(&get, "SIGNATURE_TOLERANCE_SECS", DEFAULT_TOLERANCE_SECS)?;
         let freshness = if is_true(get(DEV_SKIP_FRESHNESS_ENV).as_deref()) {
             Freshness::Disabled
@@ -95,6 +102,7 @@ impl Config {
         Ok(Config {
             table_name: table_name.trim().to_owned(),
             secrets,
+            webhook_urls,
             freshness,
             retention_days,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
@@ -127,6 +135,12 @@ impl Config {
     /// The secrets configured for a provider (empty: the provider rejects everything).
     pub fn secrets_for(&self, provider: &str) -> &[String] {
         self.secrets.get(provider).map_or(&[], Vec::as_slice)
+    }
+
+    /// The URLs a provider was configured with at its ESP (empty: none set, or
+    /// the provider signs no URL).
+    pub fn webhook_urls_for(&self, provider: &str) -> &[String] {
+        self.webhook_urls.get(provider).map_or(&[], Vec::as_slice)
     }
 }
 

@@ -213,6 +213,9 @@ pub fn local_config(table: &str) -> Result<Config, crate::config::ConfigError> {
     ]);
     for provider in providers::ALL {
         defaults.insert(provider.secrets_env(), provider.local_secret().to_owned());
+        if let Some(url) = provider.signed_url() {
+            defaults.insert(url.env, url.local.to_owned());
+        }
     }
     // SNS envelopes signed with the public development key verify against its
     // certificate, written to a temporary folder (never a deployment's).

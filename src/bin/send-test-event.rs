@@ -145,7 +145,8 @@ async fn run(o: Options) -> Result<bool, BoxError> {
         };
         let secret = secret_for(esp, &url, o.secret.as_deref())?;
         let body = refreshed(esp, &sample.body, now_ms)?;
-        let signed = esp.sign(&secret, now_ms / 1000, body.as_bytes());
+        // An ESP that signs its URL signs the one posted to, as it would.
+        let signed = esp.sign_for_url(&url, &secret, now_ms / 1000, body.as_bytes());
         let mut headers = signed.headers;
         let basic = o.basic && esp.scheme() == AuthScheme::Token;
         let target = if signed.query.is_empty() || basic {

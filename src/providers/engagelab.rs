@@ -953,6 +953,7 @@ mod tests {
             freshness: Freshness::Within(300),
             clock: &clock,
             certificates_dir: None,
+            webhook_urls: &[],
         };
         EngageLab.authenticate(
             &Inbound {
@@ -1121,6 +1122,7 @@ mod tests {
             freshness: Freshness::Within(300),
             clock: &clock,
             certificates_dir: None,
+            webhook_urls: &[],
         };
         let request = Inbound {
             headers: &headers,

@@ -1124,6 +1124,7 @@ mod tests {
             freshness: Freshness::Within(300),
             clock: &clock,
             certificates_dir: None,
+            webhook_urls: &[],
         };
         let headers = [("content-type".to_owned(), "application/json".to_owned())];
         Mailgun.authenticate(
@@ -1285,6 +1286,7 @@ mod tests {
             freshness: Freshness::Disabled,
             clock: &clock,
             certificates_dir: None,
+            webhook_urls: &[],
         };
         let headers = [(
             "content-type".to_owned(),
@@ -1327,6 +1329,7 @@ mod tests {
             freshness: Freshness::Within(300),
             clock: &clock,
             certificates_dir: None,
+            webhook_urls: &[],
         };
         let request = Inbound {
             headers: &[],

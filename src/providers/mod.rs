@@ -9,6 +9,7 @@ pub mod engagelab;
 mod json;
 pub mod mailgun;
 pub mod mailjet;
+pub mod mandrill;
 pub mod mime_words;
 pub mod postmark;
 pub mod resend;
@@ -70,6 +71,9 @@ pub struct AuthContext<'a> {
     /// Where a provider that verifies with public certificates finds them
     /// without a network call (`SNS_CERTIFICATES_DIR`); `None`: fetched.
     pub certificates_dir: Option<&'a std::path::Path>,
+    /// The URLs the ESP was configured to post to, for a scheme that signs the
+    /// URL ([`Provider::signed_url`]); empty for the others.
+    pub webhook_urls: &'a [String],
 }
 
 /// How a provider authenticates its requests: what the security battery, the
@@ -99,6 +103,13 @@ pub enum AuthScheme {
     /// envelope's `TopicArn` must equal. Its signed `Timestamp` may be as old as
     /// SNS's retries last (see [`AuthScheme::min_past_window_secs`]).
     SnsEnvelope,
+    /// A header carrying a signature over the request with no timestamp: there
+    /// is no window, a captured request stays valid, and its replay stores
+    /// nothing new because storage is idempotent (docs/security.md).
+    UntimedSignature {
+        /// The header that holds the signature.
+        signature: &'static str,
+    },
 }
 
 impl AuthScheme {
@@ -106,7 +117,9 @@ impl AuthScheme {
     pub fn missing_code(self) -> &'static str {
         match self {
             AuthScheme::Token => AuthError::MissingToken.code(),
-            AuthScheme::SignedHeaders { .. } => "missing_header",
+            AuthScheme::SignedHeaders { .. } | AuthScheme::UntimedSignature { .. } => {
+                "missing_header"
+            }
             AuthScheme::SignedBody { object, .. } => AuthError::MissingBodySignature(object).code(),
             AuthScheme::SnsEnvelope => AuthError::MissingSignature.code(),
         }
@@ -116,9 +129,9 @@ impl AuthScheme {
     pub fn bad_code(self) -> &'static str {
         match self {
             AuthScheme::Token => AuthError::BadToken.code(),
-            AuthScheme::SignedHeaders { .. } | AuthScheme::SignedBody { .. } => {
-                AuthError::BadSignature.code()
-            }
+            AuthScheme::SignedHeaders { .. }
+            | AuthScheme::UntimedSignature { .. }
+            | AuthScheme::SignedBody { .. } => AuthError::BadSignature.code(),
             AuthScheme::SnsEnvelope => AuthError::TopicNotAllowed.code(),
         }
     }
@@ -145,7 +158,9 @@ impl AuthScheme {
     pub fn console_hint(self, url: &str, secret: &str) -> String {
         match self {
             AuthScheme::Token => format!("POST {url}?token={secret}"),
-            AuthScheme::SignedHeaders { .. } | AuthScheme::SignedBody { .. } => {
+            AuthScheme::SignedHeaders { .. }
+            | AuthScheme::UntimedSignature { .. }
+            | AuthScheme::SignedBody { .. } => {
                 format!("POST {url}   signing key: {secret}")
             }
             AuthScheme::SnsEnvelope => {
@@ -187,6 +202,17 @@ pub struct Signed {
     /// when the ESP signs inside the body (an SNS envelope, Mailgun's
     /// `signature` object).
     pub body: Vec<u8>,
+}
+
+/// The URL a scheme signs besides the body (the one entered in the ESP's
+/// console): where it is configured, and its development value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedUrl {
+    /// The variable holding the URL(s) as configured at the ESP, comma-separated.
+    pub env: &'static str,
+    /// The URL the local run command, the sample events and the tests sign and
+    /// configure.
+    pub local: &'static str,
 }
 
 /// One email service provider: everything the rest of the code knows about an
@@ -234,6 +260,12 @@ pub trait Provider: Sync {
             ctx.secrets,
         )?;
         Ok("token")
+    }
+
+    /// The URL the scheme signs, for ESPs that sign the URL they post to;
+    /// `None` (the default) when no URL is signed.
+    fn signed_url(&self) -> Option<SignedUrl> {
+        None
     }
 
     /// For an authenticated request whose signature does not cover the body: the
@@ -286,6 +318,13 @@ pub trait Provider: Sync {
         }
     }
 
+    /// [`Provider::sign`] for a request posted to `url`: an ESP that signs the
+    /// URL signs this one (a test sender posting to a deployment); the others
+    /// ignore it.
+    fn sign_for_url(&self, _url: &str, secret: &str, unix_secs: i64, body: &[u8]) -> Signed {
+        self.sign(secret, unix_secs, body)
+    }
+
     /// Moves a stored sample's event times to `now_ms` and tags it with `run_id`,
     /// so a test sender's events are new and findable.
     fn refresh_sample(&self, sample: &mut Value, now_ms: i64, run_id: &str);
@@ -305,6 +344,7 @@ pub static ALL: &[&dyn Provider] = &[
     &sendgrid::SendGrid,
     &resend::Resend,
     &ses::Ses,
+    &mandrill::Mandrill,
 ];
 
 /// Finds a provider by its route name (exact, lower-case).

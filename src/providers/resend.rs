@@ -470,6 +470,7 @@ mod tests {
             freshness: Freshness::Within(300),
             clock: &clock,
             certificates_dir: None,
+            webhook_urls: &[],
         };
         Resend.authenticate(
             &Inbound {

@@ -492,6 +492,7 @@ mod tests {
             freshness: Freshness::Within(300),
             clock: &clock,
             certificates_dir: None,
+            webhook_urls: &[],
         };
         SendGrid.authenticate(
             &Inbound {

@@ -19,6 +19,7 @@ mod item_rules;
 #[cfg(feature = "local")]
 mod local_cors;
 mod mailgun_replay;
+mod mandrill;
 mod ordering;
 mod runtime_logs;
 mod s3_archive;

@@ -134,6 +134,12 @@ impl Function {
                 "SNS_CERTIFICATES_DIR",
                 mailhooks::providers::ses::dev::temporary_certificate_dir().unwrap(),
             )
+            .envs(
+                mailhooks::providers::ALL
+                    .iter()
+                    .filter_map(|p| p.signed_url())
+                    .map(|url| (url.env, url.local)),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -215,7 +221,7 @@ fn requests(name: &str) -> Vec<Request> {
     let (good, bad) = (secret(name), wrong(name));
     let body = body(name);
     match provider(name).scheme() {
-        AuthScheme::SignedHeaders { signature } => {
+        AuthScheme::SignedHeaders { signature } | AuthScheme::UntimedSignature { signature } => {
             let signed = |secret: &str| provider(name).sign(secret, now_secs(), &body);
             let mut tampered = signed(&good);
             for (_, value) in tampered
@@ -320,7 +326,8 @@ async fn the_lambda_binary_at_trace_logs_no_secret_token_signature_or_body() {
         forbidden.push(secret(provider));
         forbidden.push(wrong(provider));
         let signature = match crate::common::provider(provider).scheme() {
-            AuthScheme::SignedHeaders { signature } => signature,
+            AuthScheme::SignedHeaders { signature }
+            | AuthScheme::UntimedSignature { signature } => signature,
             AuthScheme::Token | AuthScheme::SignedBody { .. } | AuthScheme::SnsEnvelope => {
                 "Authorization"
             }

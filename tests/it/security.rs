@@ -66,10 +66,12 @@ fn credentials_at(name: &str, secret: &str, unix_secs: i64) -> Signed {
 
 /// The providers whose scheme signs a timestamp.
 fn signing_providers() -> impl Iterator<Item = &'static dyn Provider> {
-    mailhooks::providers::ALL
-        .iter()
-        .copied()
-        .filter(|p| p.scheme() != AuthScheme::Token)
+    mailhooks::providers::ALL.iter().copied().filter(|p| {
+        !matches!(
+            p.scheme(),
+            AuthScheme::Token | AuthScheme::UntimedSignature { .. }
+        )
+    })
 }
 
 /// How old a signed timestamp may be with the default 300 s tolerance: a scheme
@@ -85,6 +87,14 @@ fn edit_body_field(body: &[u8], field: &str, edit: impl FnOnce(&mut String)) -> 
     edit(&mut text);
     value[field] = Value::String(text);
     serde_json::to_vec(&value).unwrap()
+}
+
+/// The providers whose scheme signs the request but no timestamp.
+fn untimed_providers() -> impl Iterator<Item = &'static dyn Provider> {
+    mailhooks::providers::ALL
+        .iter()
+        .copied()
+        .filter(|p| matches!(p.scheme(), AuthScheme::UntimedSignature { .. }))
 }
 
 /// The providers whose scheme is a shared token.
@@ -136,7 +146,7 @@ fn tamper(provider: &dyn Provider, request: &mut Signed) {
         value.replace_range(0..1, flipped);
     };
     match provider.scheme() {
-        AuthScheme::SignedHeaders { signature } => {
+        AuthScheme::SignedHeaders { signature } | AuthScheme::UntimedSignature { signature } => {
             if let Some((_, value)) = request
                 .headers
                 .iter_mut()
@@ -347,6 +357,43 @@ async fn a_captured_signed_request_replayed_after_the_window_is_refused() {
     }
 }
 
+/// With no signed time there is no window: a captured request is still valid
+/// a day later, and idempotent storage makes its replay store nothing new.
+#[tokio::test]
+async fn an_untimed_signature_replayed_a_day_later_stores_nothing_new() {
+    let db = Emulator::start().await;
+    for provider in untimed_providers().map(|p| p.name()) {
+        let request = credentials(provider, &secrets(provider)[0]);
+        let event = apigw_event(
+            "POST",
+            &format!("/webhooks/{provider}"),
+            &request.query,
+            &request.headers,
+            &request.body,
+        );
+        let (status, first) = parts(app(&db).handle(to_request(&event)).await);
+        assert_eq!(status, 200, "{provider}: {first}");
+        let stored = db.items().await.len();
+        let later = mailhooks::App::new(
+            config(&[]),
+            mailhooks::store::DynamoStore::new(
+                mailhooks::store::sdk::local_client(
+                    &db.endpoint,
+                    std::time::Duration::from_secs(2),
+                ),
+                TABLE,
+                None,
+            ),
+            std::sync::Arc::new(mailhooks::auth::FixedClock(NOW_MS + 86_400_000)),
+        );
+        let (status, replay) = parts(later.handle(to_request(&event)).await);
+        assert_eq!(status, 200, "{provider}: {replay}");
+        assert_eq!(replay["stored"], 0, "{provider}");
+        assert_eq!(replay["duplicates"], first["received"], "{provider}");
+        assert_eq!(db.items().await.len(), stored, "{provider}");
+    }
+}
+
 #[tokio::test]
 async fn header_name_case_never_matters() {
     let db = Emulator::start().await;
@@ -427,7 +474,8 @@ async fn duplicated_authentication_headers_are_refused() {
                     .into_bytes();
                 "malformed_envelope"
             }
-            AuthScheme::SignedHeaders { signature } => {
+            AuthScheme::SignedHeaders { signature }
+            | AuthScheme::UntimedSignature { signature } => {
                 // A bad copy before the good one, under another case.
                 headers.insert(0, (signature.to_ascii_lowercase(), "0000".into()));
                 "duplicate_header"

@@ -308,6 +308,7 @@ async fn check(
         freshness,
         clock: &clock,
         certificates_dir: dir,
+        webhook_urls: &[],
     };
     if let Ok(checked) = sns::decode(body)
         .ok_or(AuthError::MalformedEnvelope)

@@ -100,7 +100,8 @@ impl Emulator {
     }
 }
 
-/// Configuration with both secrets of every provider and `extra` settings.
+/// Configuration with both secrets of every provider, the development URL of
+/// every provider that signs one, and `extra` settings.
 pub fn config(extra: &[(&str, &str)]) -> Config {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("TABLE_NAME".to_owned(), TABLE.to_owned()),
@@ -117,6 +118,9 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
             provider.secrets_env().into(),
             secrets(provider.name()).join(","),
         );
+        if let Some(url) = provider.signed_url() {
+            vars.insert(url.env.into(), url.local.into());
+        }
     }
     for (k, v) in extra {
         vars.insert((*k).to_owned(), (*v).to_owned());
