@@ -145,6 +145,10 @@ pub struct EmailEvent {
     pub details: BTreeMap<String, String>,
     /// The provider's JSON for this event, canonical (sorted keys, no whitespace).
     pub raw: String,
+    /// The provider put the recipient on its deny (suppression) list with this
+    /// event (Mandrill's allow/deny-list sync): the address is suppressed even when
+    /// the event type alone would not say so (a manual block, a soft bounce).
+    pub deny_listed: bool,
 }
 
 impl EmailEvent {
@@ -177,6 +181,7 @@ impl EmailEvent {
             metadata: BTreeMap::new(),
             details: BTreeMap::new(),
             raw,
+            deny_listed: false,
         }
     }
 

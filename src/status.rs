@@ -73,8 +73,12 @@ pub fn suppression_reason(
     }
 }
 
-/// Every value [`suppression_reason`] returns.
-pub const SUPPRESSION_REASONS: [&str; 3] = ["hard_bounce", "complaint", "unsubscribe"];
+/// The suppression reason of an address the provider put on its deny list for a
+/// reason [`suppression_reason`] does not name (a manual block, a soft bounce).
+pub const DENY_LIST: &str = "deny_list";
+
+/// Every suppression reason stored: what [`suppression_reason`] returns, and [`DENY_LIST`].
+pub const SUPPRESSION_REASONS: [&str; 4] = ["hard_bounce", "complaint", "unsubscribe", DENY_LIST];
 
 #[cfg(test)]
 mod tests {

@@ -24,7 +24,7 @@ use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::event::{BounceType, EmailEvent, EventType, format_rfc3339_ms};
-use crate::status::suppression_reason;
+use crate::status::{DENY_LIST, suppression_reason};
 
 /// One DynamoDB item, as the SDK takes and returns it.
 pub type Item = HashMap<String, AttributeValue>;
@@ -278,6 +278,7 @@ pub fn draft(event: &EmailEvent, received_at_ms: i64, retention_days: Option<u32
     }
     if recipient.is_some()
         && let Some(reason) = suppression_reason(event.event_type, event.bounce_type)
+            .or(event.deny_listed.then_some(DENY_LIST))
     {
         item.insert(SUPPRESSION.into(), s(reason));
     }
@@ -782,6 +783,19 @@ mod tests {
             !encode(&e, 0, None).contains_key(SUPPRESSION),
             "no address, nothing to suppress"
         );
+    }
+
+    #[test]
+    fn a_deny_list_entry_suppresses_whatever_its_type() {
+        let mut e = event("{}".into());
+        e.event_type = EventType::Rejected;
+        e.bounce_type = None;
+        assert!(!encode(&e, 0, None).contains_key(SUPPRESSION));
+        e.deny_listed = true;
+        assert_eq!(text(&encode(&e, 0, None), SUPPRESSION), DENY_LIST);
+        // The more specific reason wins when the type says one.
+        e.event_type = EventType::Complained;
+        assert_eq!(text(&encode(&e, 0, None), SUPPRESSION), "complaint");
     }
 
     #[test]
