@@ -1056,13 +1056,16 @@ mod tests {
         ));
     }
 
+    /// A form key and its decoded value, as [`signature`] takes them.
+    type SignedField<'a> = (&'a str, &'a [u8]);
+
     #[test]
     fn only_one_mandrill_events_field_is_accepted_even_correctly_signed() {
         let events = CAPTURED_EVENTS.as_bytes();
         let encoded: String = form_urlencoded::byte_serialize(events).collect();
         let value = encoded.as_bytes();
         // Each body is signed as the sorted-fields algorithm signs it.
-        let cases: [(&str, String, Vec<(&str, &[u8])>); 6] = [
+        let cases: [(&str, String, Vec<SignedField>); 6] = [
             (
                 "an empty key",
                 format!("=X&mandrill_events={encoded}"),
