@@ -245,9 +245,16 @@ async fn post(
 ) -> Result<(u16, String), BoxError> {
     let mut stream = TcpStream::connect(addr).await?;
     let mut head = format!(
-        "POST {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "POST {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
+    // JSON unless the signed request names its own type (Mandrill's form).
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("Content-Type: application/json; charset=utf-8\r\n");
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }

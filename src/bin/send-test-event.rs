@@ -161,8 +161,14 @@ async fn run(o: Options) -> Result<bool, BoxError> {
                 base64::engine::general_purpose::STANDARD.encode(format!("{name}:{secret}"));
             headers.push(("Authorization".into(), format!("Basic {credentials}")));
         }
-        let mut request = Request::post(target.parse::<Uri>()?)
-            .header("content-type", "application/json; charset=utf-8");
+        let mut request = Request::post(target.parse::<Uri>()?);
+        // JSON unless the signed request names its own type (Mandrill's form).
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            request = request.header("content-type", "application/json; charset=utf-8");
+        }
         for (k, v) in &headers {
             request = request.header(k.as_str(), v.as_str());
         }

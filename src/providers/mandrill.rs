@@ -33,12 +33,18 @@ pub const LOCAL_WEBHOOK_URL: &str = "http://127.0.0.1:3000/webhooks/mandrill";
 /// Prefix of the synthetic message id of a sync event: `mandrill-sync:<address>`.
 pub const SYNC_ID_PREFIX: &str = "mandrill-sync:";
 
-/// Most form fields a signed body may have. Mandrill sends one; the bound keeps
-/// the sorted field list small whatever a caller sends.
-const MAX_FORM_FIELDS: usize = 16;
+/// What a body must start with: Mandrill's one form field, as every form
+/// encoder writes its key (`_` is never escaped).
+const EVENTS_PREFIX: &[u8] = b"mandrill_events=";
 
-/// Longest form key accepted (encoded bytes); Mandrill's is 15.
-const MAX_KEY_BYTES: usize = 256;
+/// The media type Mandrill posts with (parameters such as `charset` allowed).
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// Why a request is refused before its signature is computed: it is not the
+/// one form Mandrill posts.
+const NOT_MANDRILLS_FORM: AuthError = AuthError::UnsupportedFormat(
+    "Mandrill posts application/x-www-form-urlencoded with one field, mandrill_events",
+);
 
 /// Length of an HMAC-SHA1 digest.
 const SHA1_LEN: usize = 20;
@@ -88,8 +94,14 @@ impl Provider for Mandrill {
         };
         // A header that is not base64 of a SHA-1 digest is refused before any digest.
         let signature = decode_signature(header).ok_or(AuthError::BadSignature)?;
-        let fields = sorted_fields(request.body).ok_or(AuthError::BadSignature)?;
-        if verify(&signature, ctx.secrets, ctx.webhook_urls, &fields) {
+        // Only the exact value that is signed is ever parsed (`parse_request`):
+        // any other body shape (JSON, an empty key, a second field) is refused,
+        // so no signature can be reused for a body that parses differently.
+        if !is_form(request) {
+            return Err(NOT_MANDRILLS_FORM);
+        }
+        let events = events_value(request.body).ok_or(NOT_MANDRILLS_FORM)?;
+        if verify(&signature, ctx.secrets, ctx.webhook_urls, events) {
             Ok("hmac-sha1")
         } else {
             Err(AuthError::BadSignature)
@@ -98,7 +110,7 @@ impl Provider for Mandrill {
 
     /// Mandrill's "send test" button and the empty batch it may post: `mandrill_events=[]`.
     fn control(&self, request: &Inbound<'_>) -> Option<Control> {
-        let raw = events_field(request.body).ok()?;
+        let raw = events_value(request.body)?;
         // Only a short value can be an empty array: nothing is decoded otherwise.
         if raw.len() > 64 {
             return None;
@@ -113,31 +125,29 @@ impl Provider for Mandrill {
             })
     }
 
+    /// A stored `raw` (one event), a bare `mandrill_events` array (the
+    /// fixtures) or a form body. Requests never come here: see
+    /// [`Mandrill::parse_request`].
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
-        let mut events = Vec::new();
         match first {
-            None => return Err(ParseError::EmptyBody),
-            // A stored `raw` (one event) or a bare `mandrill_events` array.
-            Some(b'[' | b'{') => match json::parse_body(body)? {
-                Value::Array(items) => parse_all(&items, &mut events)?,
-                single => events.push(parse_event(0, &single)?),
-            },
-            Some(_) => {
-                let raw = events_field(body)?;
-                let decoded =
-                    String::from_utf8(decode_component(raw)).map_err(|_| ParseError::NotUtf8)?;
-                match json::parse_body(decoded.as_bytes())? {
+            None => Err(ParseError::EmptyBody),
+            Some(b'[' | b'{') => {
+                let mut events = Vec::new();
+                match json::parse_body(body)? {
                     Value::Array(items) => parse_all(&items, &mut events)?,
-                    _ => {
-                        return Err(ParseError::WrongShape(
-                            "mandrill_events must be a JSON array".into(),
-                        ));
-                    }
+                    single => events.push(parse_event(0, &single)?),
                 }
+                json::validate(events)
             }
+            Some(_) => parse_form(body),
         }
-        json::validate(events)
+    }
+
+    /// A request's events come only from its `mandrill_events` field, the
+    /// value the signature covers; a body of bare JSON is not Mandrill's.
+    fn parse_request(&self, request: &Inbound<'_>) -> Result<Vec<EmailEvent>, ParseError> {
+        parse_form(request.body)
     }
 
     fn local_secret(&self) -> &'static str {
@@ -155,10 +165,13 @@ impl Provider for Mandrill {
         let encoded: String = form_urlencoded::byte_serialize(body).collect();
         Signed {
             query: String::new(),
-            headers: vec![(
-                SIGNATURE_HEADER.to_owned(),
-                signature(secret, url, &[(EVENTS_FIELD, body)]),
-            )],
+            headers: vec![
+                (
+                    SIGNATURE_HEADER.to_owned(),
+                    signature(secret, url, &[(EVENTS_FIELD, body)]),
+                ),
+                ("content-type".to_owned(), FORM_CONTENT_TYPE.to_owned()),
+            ],
             body: format!("{EVENTS_FIELD}={encoded}").into_bytes(),
         }
     }
@@ -221,70 +234,42 @@ fn decode_signature(header: &str) -> Option<[u8; SHA1_LEN]> {
     bytes.try_into().ok()
 }
 
-/// One form field of the raw body: its decoded key and its still-encoded value.
-struct Field<'a> {
-    key: Vec<u8>,
-    value: &'a [u8],
-}
-
-/// The body's form fields sorted by decoded key, values left encoded (no copy
-/// of the body). `None` when the body cannot be verified unambiguously: more
-/// than [`MAX_FORM_FIELDS`] fields, a key longer than [`MAX_KEY_BYTES`], or a
-/// key sent twice (Mandrill sends each key once; implementations differ on
-/// which copy they would sign).
-fn sorted_fields(body: &[u8]) -> Option<Vec<Field<'_>>> {
-    let mut fields = Vec::new();
-    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        if fields.len() == MAX_FORM_FIELDS {
-            return None;
-        }
-        let (key, value) = split_pair(pair);
-        if key.len() > MAX_KEY_BYTES {
-            return None;
-        }
-        fields.push(Field {
-            key: decode_component(key),
-            value,
-        });
-    }
-    fields.sort_by(|a, b| a.key.cmp(&b.key));
-    if fields.windows(2).any(|w| w[0].key == w[1].key) {
-        return None;
-    }
-    Some(fields)
-}
-
-/// A `key=value` pair split at its first `=`; no `=` is an empty value.
-fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
-    match pair.iter().position(|b| *b == b'=') {
-        Some(at) => (&pair[..at], &pair[at + 1..]),
-        None => (pair, &[]),
+/// True if the request carries exactly one `Content-Type`, the form media type.
+fn is_form(request: &Inbound<'_>) -> bool {
+    match request.header_values("content-type").as_slice() {
+        [one] => one
+            .split(';')
+            .next()
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case(FORM_CONTENT_TYPE)),
+        _ => false,
     }
 }
 
-/// True if `signature` is the HMAC of any (URL, key) pair. Every digest is
-/// computed and compared in constant time; the body is decoded once, in
-/// chunks, into all of them.
-fn verify(
-    signature: &[u8; SHA1_LEN],
-    secrets: &[String],
-    urls: &[String],
-    fields: &[Field<'_>],
-) -> bool {
+/// The still-encoded value of a body that is exactly one `mandrill_events`
+/// field; `None` for any other body (an empty or other key, a second field, a
+/// leading or trailing `&`): with one field, the signed text (URL + key +
+/// decoded value) names one body only.
+fn events_value(body: &[u8]) -> Option<&[u8]> {
+    let value = body.strip_prefix(EVENTS_PREFIX)?;
+    (!value.contains(&b'&')).then_some(value)
+}
+
+/// True if `signature` is the HMAC of any (URL, key) pair over the
+/// `mandrill_events` field. Every digest is computed and compared in constant
+/// time; the value is decoded once, in chunks, into all of them.
+fn verify(signature: &[u8; SHA1_LEN], secrets: &[String], urls: &[String], events: &[u8]) -> bool {
     let mut macs: Vec<HmacSha1> = urls
         .iter()
         .flat_map(|url| secrets.iter().map(move |secret| new_mac(secret, url)))
         .collect();
-    for field in fields {
-        for mac in &mut macs {
-            mac.update(&field.key);
-        }
-        stream_decoded(field.value, |chunk| {
-            for mac in &mut macs {
-                mac.update(chunk);
-            }
-        });
+    for mac in &mut macs {
+        mac.update(EVENTS_FIELD.as_bytes());
     }
+    stream_decoded(events, |chunk| {
+        for mac in &mut macs {
+            mac.update(chunk);
+        }
+    });
     macs.into_iter().fold(false, |found, mac| {
         found | constant_time_eq(&mac.finalize().into_bytes(), signature)
     })
@@ -321,19 +306,22 @@ fn decode_component(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The still-encoded value of the one `mandrill_events` field of a form body.
-fn events_field(body: &[u8]) -> Result<&[u8], ParseError> {
-    let mut found = None;
-    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        let (key, value) = split_pair(pair);
-        if key.len() <= MAX_KEY_BYTES && decode_component(key) == EVENTS_FIELD.as_bytes() {
-            if found.is_some() {
-                return Err(ParseError::WrongShape("mandrill_events sent twice".into()));
-            }
-            found = Some(value);
+/// The events of a form body: its one `mandrill_events` field, a JSON array.
+fn parse_form(body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
+    let raw = events_value(body).ok_or_else(|| {
+        ParseError::WrongShape("the body must be one form field, mandrill_events".into())
+    })?;
+    let decoded = String::from_utf8(decode_component(raw)).map_err(|_| ParseError::NotUtf8)?;
+    let mut events = Vec::new();
+    match json::parse_body(decoded.as_bytes())? {
+        Value::Array(items) => parse_all(&items, &mut events)?,
+        _ => {
+            return Err(ParseError::WrongShape(
+                "mandrill_events must be a JSON array".into(),
+            ));
         }
     }
-    found.ok_or_else(|| ParseError::WrongShape("no mandrill_events form field".into()))
+    json::validate(events)
 }
 
 fn parse_all(items: &[Value], out: &mut Vec<EmailEvent>) -> Result<(), ParseError> {
@@ -939,8 +927,12 @@ mod tests {
         auth_with(headers, body, &[LOCAL_WEBHOOK_URL.to_owned()])
     }
 
+    /// A signature header on a form request, as Mandrill sends it.
     fn header(value: &str) -> Vec<(String, String)> {
-        vec![("x-mandrill-signature".into(), value.into())]
+        vec![
+            ("x-mandrill-signature".into(), value.into()),
+            ("content-type".into(), FORM_CONTENT_TYPE.into()),
+        ]
     }
 
     #[test]
@@ -999,10 +991,10 @@ mod tests {
             auth(&wrong.headers, &signed.body),
             Err(AuthError::BadSignature)
         );
-        // Each byte of the body is signed: an extra field, a changed value.
+        // Each byte of the value is signed; an extra field is not Mandrill's form.
         let mut extra = signed.body.clone();
         extra.extend_from_slice(b"&x=1");
-        assert_eq!(auth(&signed.headers, &extra), Err(AuthError::BadSignature));
+        assert_eq!(auth(&signed.headers, &extra), Err(NOT_MANDRILLS_FORM));
         let mut changed = signed.body.clone();
         let at = changed.len() - 5;
         changed[at] ^= 1;
@@ -1017,22 +1009,138 @@ mod tests {
         );
     }
 
+    /// The event `V` a captured signature covers, and a body whose form
+    /// fields, sorted and joined without separators, spell the same signed
+    /// text (URL + `mandrill_events` + `V`) while its JSON says other things.
+    const CAPTURED_EVENTS: &str = r#"[{"event":"send","msg":{"email":"victim@example.com"},"_id":"abcdef0123","ts":1420303407}]"#;
+    const REUSING_BODY: &str = r#"[{"event":"se=nd","msg":{"email":"victim@example.com"},"_id":"ab&=mandrill_events&cdef0123","ts":1420303407}]"#;
+
     #[test]
-    fn keys_are_sorted_and_a_repeated_key_is_refused() {
-        let body = b"b=2&a+b=%31";
-        let fields = [("a b", b"1".as_slice()), ("b", b"2".as_slice())];
-        let sig = signature("key-one", LOCAL_WEBHOOK_URL, &fields);
-        assert_eq!(auth(&header(&sig), body), Ok("hmac-sha1"));
-        let sig = signature("key-one", LOCAL_WEBHOOK_URL, &[("a", b"1".as_slice())]);
+    fn a_captured_signature_does_not_authenticate_a_body_that_parses_differently() {
+        let captured = Mandrill.sign("key-one", 0, CAPTURED_EVENTS.as_bytes());
+        assert_eq!(auth(&captured.headers, &captured.body), Ok("hmac-sha1"));
+        // The review's body: its fields `=mandrill_events`, `[{"event":"se=nd…ab`
+        // and `cdef0123…}]` sort and join to the captured signed text.
+        let [(_, signature_value), _] = captured.headers.as_slice() else {
+            panic!("signature and content type");
+        };
+        let fields_of_the_reusing_body = [
+            ("", b"mandrill_events".as_slice()),
+            (
+                r#"[{"event":"se"#,
+                br#"nd","msg":{"email":"victim@example.com"},"_id":"ab"#.as_slice(),
+            ),
+            (r#"cdef0123","ts":1420303407}]"#, b"".as_slice()),
+        ];
         assert_eq!(
-            auth(&header(&sig), b"a=1&a=1"),
-            Err(AuthError::BadSignature)
+            &signature("key-one", LOCAL_WEBHOOK_URL, &fields_of_the_reusing_body),
+            signature_value,
+            "the reuse the review found is real"
         );
-        let many = "k=1&".repeat(MAX_FORM_FIELDS + 1);
-        assert_eq!(
-            auth(&header(&sig), many.as_bytes()),
-            Err(AuthError::BadSignature)
-        );
+        let body = REUSING_BODY.as_bytes();
+        assert_eq!(auth(&captured.headers, body), Err(NOT_MANDRILLS_FORM));
+        let as_json = [
+            captured.headers[0].clone(),
+            ("content-type".into(), "application/json".into()),
+        ];
+        assert_eq!(auth(&as_json, body), Err(NOT_MANDRILLS_FORM));
+        // And were it let through, its events would not be parsed from JSON.
+        let request = Inbound {
+            headers: &captured.headers,
+            query: &[],
+            body,
+        };
+        assert!(matches!(
+            Mandrill.parse_request(&request),
+            Err(ParseError::WrongShape(_))
+        ));
+    }
+
+    /// A form key and its decoded value, as [`signature`] takes them.
+    type SignedField<'a> = (&'a str, &'a [u8]);
+
+    #[test]
+    fn only_one_mandrill_events_field_is_accepted_even_correctly_signed() {
+        let events = CAPTURED_EVENTS.as_bytes();
+        let encoded: String = form_urlencoded::byte_serialize(events).collect();
+        let value = encoded.as_bytes();
+        // Each body is signed as the sorted-fields algorithm signs it.
+        let cases: [(&str, String, Vec<SignedField>); 6] = [
+            (
+                "an empty key",
+                format!("=X&mandrill_events={encoded}"),
+                vec![("", b"X"), (EVENTS_FIELD, events)],
+            ),
+            (
+                "a second field",
+                format!("mandrill_events={encoded}&x=1"),
+                vec![(EVENTS_FIELD, events), ("x", b"1")],
+            ),
+            (
+                "the field twice",
+                format!("mandrill_events={encoded}&mandrill_events={encoded}"),
+                vec![(EVENTS_FIELD, events), (EVENTS_FIELD, events)],
+            ),
+            (
+                "a trailing separator",
+                format!("mandrill_events={encoded}&"),
+                vec![(EVENTS_FIELD, events)],
+            ),
+            (
+                "an encoded key",
+                format!("mandrill%5Fevents={encoded}"),
+                vec![(EVENTS_FIELD, events)],
+            ),
+            ("bare JSON", CAPTURED_EVENTS.to_owned(), vec![]),
+        ];
+        for (name, body, fields) in cases {
+            let sig = if fields.is_empty() {
+                Mandrill.sign("key-one", 0, events).headers[0].1.clone()
+            } else {
+                signature("key-one", LOCAL_WEBHOOK_URL, &fields)
+            };
+            assert_eq!(
+                auth(&header(&sig), body.as_bytes()),
+                Err(NOT_MANDRILLS_FORM),
+                "{name}"
+            );
+        }
+        let sig = signature("key-one", LOCAL_WEBHOOK_URL, &[(EVENTS_FIELD, events)]);
+        let body = [EVENTS_PREFIX, value].concat();
+        assert_eq!(auth(&header(&sig), &body), Ok("hmac-sha1"));
+    }
+
+    #[test]
+    fn the_content_type_must_be_the_form_type() {
+        let signed = Mandrill.sign("key-one", 0, CAPTURED_EVENTS.as_bytes());
+        let with = |types: &[&str]| {
+            let mut headers = vec![signed.headers[0].clone()];
+            headers.extend(types.iter().map(|t| ("Content-Type".into(), (*t).into())));
+            auth(&headers, &signed.body)
+        };
+        for accepted in [
+            "application/x-www-form-urlencoded",
+            "Application/X-WWW-Form-Urlencoded; charset=utf-8",
+            " application/x-www-form-urlencoded ;charset=UTF-8",
+        ] {
+            assert_eq!(with(&[accepted]), Ok("hmac-sha1"), "{accepted}");
+        }
+        for refused in [
+            &[][..],
+            &["application/json"],
+            &["multipart/form-data; boundary=x"],
+            &["application/x-www-form-urlencoded-x"],
+            &["application/x-www-form-urlencoded", "application/json"],
+        ] {
+            assert_eq!(with(refused), Err(NOT_MANDRILLS_FORM), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn stored_raw_json_still_parses_for_renormalization() {
+        let events = Mandrill.parse(CAPTURED_EVENTS.as_bytes()).unwrap();
+        let again = Mandrill.parse(events[0].raw.as_bytes()).unwrap();
+        assert_eq!(again, events);
     }
 
     /// The derived vectors in the research samples (anymail's key and URLs).

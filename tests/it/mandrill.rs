@@ -1,12 +1,14 @@
 //! Mandrill through the real handler: the URL check and the empty test batch
-//! Mandrill sends when a webhook is saved, the configured URL, a full 1,000-event
-//! batch sent twice, and sync (deny-list) events in `mailhooks-cli suppressions`.
+//! Mandrill sends when a webhook is saved, the configured URL, only Mandrill's
+//! one-field form accepted (a captured signature cannot carry another body), a
+//! full 1,000-event batch sent twice, and sync (deny-list) events in
+//! `mailhooks-cli suppressions`.
 
 use std::process::Command;
 use std::time::Instant;
 
 use crate::common::*;
-use mailhooks::providers::mandrill::LOCAL_WEBHOOK_URL;
+use mailhooks::providers::mandrill::{self, LOCAL_WEBHOOK_URL};
 use serde_json::{Value, json};
 
 /// A `mandrill_events` array signed for the development URL, through the handler.
@@ -64,6 +66,96 @@ async fn without_a_configured_url_every_request_is_refused() {
         (401, Some("bad_signature"))
     );
     assert!(db.items().await.is_empty());
+}
+
+/// The event a captured signature covers, and the review's body that re-splits
+/// into the same signed text (URL + `mandrill_events` + events) as a bare JSON
+/// array with other events: an empty key `=mandrill_events`, fields in any order.
+const CAPTURED_EVENTS: &str =
+    r#"[{"event":"send","msg":{"email":"victim@example.com"},"_id":"abcdef0123","ts":1420303407}]"#;
+const REUSING_BODY: &str = r#"[{"event":"se=nd","msg":{"email":"victim@example.com"},"_id":"ab&=mandrill_events&cdef0123","ts":1420303407}]"#;
+
+#[tokio::test]
+async fn a_captured_signature_reused_on_a_reshaped_body_is_refused_and_stores_nothing() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    let captured = signed(
+        "mandrill",
+        &secrets("mandrill")[0],
+        CAPTURED_EVENTS.as_bytes(),
+    );
+    let signature = captured.headers[0].clone();
+    assert_eq!(signature.0, "X-Mandrill-Signature");
+    for content_type in ["application/x-www-form-urlencoded", "application/json"] {
+        let headers = [
+            signature.clone(),
+            ("content-type".to_owned(), content_type.to_owned()),
+        ];
+        let (status, reply) = post(&app, "mandrill", "", &headers, REUSING_BODY.as_bytes()).await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (401, Some("unsupported_format")),
+            "{content_type}: {reply}"
+        );
+    }
+    assert!(db.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn only_a_form_body_of_one_mandrill_events_field_is_accepted() {
+    let db = Emulator::start().await;
+    let app = app(&db);
+    let secret = &secrets("mandrill")[0];
+    let events = CAPTURED_EVENTS.as_bytes();
+    let encoded: String = form_urlencoded::byte_serialize(events).collect();
+    let form = |sig: String| {
+        vec![
+            ("X-Mandrill-Signature".to_owned(), sig),
+            (
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+        ]
+    };
+    // Each signed as the sorted-fields algorithm signs its fields.
+    let empty_key = format!("=X&mandrill_events={encoded}");
+    let empty_key_sig = mandrill::signature(
+        secret,
+        LOCAL_WEBHOOK_URL,
+        &[("", b"X"), ("mandrill_events", events)],
+    );
+    let second = format!("mandrill_events={encoded}&x=1");
+    let second_sig = mandrill::signature(
+        secret,
+        LOCAL_WEBHOOK_URL,
+        &[("mandrill_events", events), ("x", b"1")],
+    );
+    let captured = signed("mandrill", secret, events);
+    let json_sig = captured.headers[0].1.clone();
+    for (name, headers, body) in [
+        ("an empty key", form(empty_key_sig), empty_key.into_bytes()),
+        ("a second field", form(second_sig), second.into_bytes()),
+        ("bare JSON", form(json_sig.clone()), events.to_vec()),
+        (
+            "the right form sent as JSON",
+            vec![("X-Mandrill-Signature".to_owned(), json_sig)],
+            captured.body.clone(),
+        ),
+    ] {
+        let (status, reply) = post(&app, "mandrill", "", &headers, &body).await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (401, Some("unsupported_format")),
+            "{name}: {reply}"
+        );
+    }
+    assert!(db.items().await.is_empty());
+    let (status, reply) = post(&app, "mandrill", "", &captured.headers, &captured.body).await;
+    assert_eq!(
+        (status, reply["stored"].as_u64()),
+        (200, Some(1)),
+        "{reply}"
+    );
 }
 
 fn config_with_url(urls: &str) -> mailhooks::Config {
