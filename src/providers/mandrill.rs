@@ -481,7 +481,9 @@ fn inbound_message_id(msg: &Map<String, Value>) -> Option<String> {
 /// suppression list like the event that caused it: `hard-bounce` → bounced
 /// (hard), `spam` → complained, `unsub` → unsubscribed, `soft-bounce` → bounced
 /// (soft, Mandrill lets it expire); `custom` (added by hand) and other reasons →
-/// rejected. Removals and allow-list changes are `unknown`: they suppress nothing.
+/// rejected. Every deny-list add or change is marked `deny_listed`, so the address
+/// is in the suppression list whatever its reason (`deny_list` where the type names
+/// none). Removals and allow-list changes are `unknown`: they suppress nothing.
 fn parse_sync_event(
     index: usize,
     event: &Map<String, Value>,
@@ -499,9 +501,11 @@ fn parse_sync_event(
         .map(|a| a.to_lowercase())
         .ok_or_else(|| missing("reject.email"))?;
     let reason = text(entry, "reason");
-    let (event_type, bounce_type) = match (list.as_str(), action.as_str()) {
-        ("blacklist", "add" | "change") => deny_list_type(reason.as_deref()),
-        _ => (EventType::Unknown, None),
+    let deny_listed = list == "blacklist" && matches!(action.as_str(), "add" | "change");
+    let (event_type, bounce_type) = if deny_listed {
+        deny_list_type(reason.as_deref())
+    } else {
+        (EventType::Unknown, None)
     };
     let mut e = EmailEvent::new(
         "mandrill",
@@ -512,6 +516,7 @@ fn parse_sync_event(
         json::canonical(value),
     );
     e.bounce_type = bounce_type;
+    e.deny_listed = deny_listed;
     e.recipient = Some(address);
     e.reason = text(entry, "detail");
     e.sender = text(entry, "sender");
@@ -797,6 +802,7 @@ mod tests {
                 (event_type, bounce),
                 "{reason}"
             );
+            assert!(e.deny_listed, "{reason}: an add is a deny-list entry");
             assert_eq!(e.recipient.as_deref(), Some("a@x.com"));
         }
     }

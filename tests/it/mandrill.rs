@@ -265,7 +265,7 @@ fn sync_event(address: &str, reason: &str, action: &str, ts: i64) -> Value {
 }
 
 #[tokio::test]
-async fn deny_list_adds_appear_in_suppressions_and_removals_and_allow_lists_do_not() {
+async fn every_deny_list_add_appears_in_suppressions_and_removals_and_allow_lists_do_not() {
     let db = Emulator::start().await;
     let app = app(&db);
     let batch = json!([
@@ -303,10 +303,12 @@ async fn deny_list_adds_appear_in_suppressions_and_removals_and_allow_lists_do_n
         rows,
         [
             ("hard@example.com".to_owned(), "hard_bounce".to_owned()),
+            ("manual@example.com".to_owned(), "deny_list".to_owned()),
+            ("soft@example.com".to_owned(), "deny_list".to_owned()),
             ("spam@example.com".to_owned(), "complaint".to_owned()),
             ("unsub@example.com".to_owned(), "unsubscribe".to_owned()),
         ],
-        "soft-bounce and custom entries, removals and allow-list entries are not suppressions"
+        "every deny-list add is a suppression; removals and allow-list entries are not"
     );
     let first = &list[0]["event"];
     assert_eq!(first["message_id"], "mandrill-sync:hard@example.com");
