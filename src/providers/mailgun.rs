@@ -1420,14 +1420,20 @@ mod tests {
         );
         let claims = Mailgun.replay_claim(&request, &ctx);
         assert_eq!(claims.len(), 1, "{claims:?}");
-        assert_eq!(claims[0].expires_at_secs, now + 400 + 300 + CLAIM_MARGIN_SECS);
+        assert_eq!(
+            claims[0].expires_at_secs,
+            now + 400 + 300 + CLAIM_MARGIN_SECS
+        );
     }
 
     #[test]
     fn a_timestamp_that_takes_digits_from_the_token_is_refused() {
         // The signed string has no separator: `1764683000` + `389f0c…` is also
         // `1764683000389` + `f0c…`. The longer value would read as milliseconds.
-        let (ts, token) = ("1764683000", "389f0c5a1e2d3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d");
+        let (ts, token) = (
+            "1764683000",
+            "389f0c5a1e2d3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d",
+        );
         let sig = signature_hex(VECTOR_KEY, ts, token);
         let now = 1_764_683_010;
         assert_eq!(
@@ -1439,7 +1445,14 @@ mod tests {
             auth_at(&shifted, &[VECTOR_KEY], now),
             Err(AuthError::MalformedTimestamp)
         );
-        for bad in ["", "-1", "+1764683000", " 1764683000", "1764683000.5", "17646830001"] {
+        for bad in [
+            "",
+            "-1",
+            "+1764683000",
+            " 1764683000",
+            "1764683000.5",
+            "17646830001",
+        ] {
             let shifted = with_signature(bad, token, &signature_hex(VECTOR_KEY, bad, token));
             assert_eq!(
                 auth_at(&shifted, &[VECTOR_KEY], now),
@@ -1453,7 +1466,10 @@ mod tests {
     fn every_split_and_spelling_of_one_signature_has_one_nonce() {
         // A shorter timestamp that gives its last digit to the token verifies
         // (when freshness is off) but claims the same digest.
-        let (ts, token) = ("1764683000", "389f0c5a1e2d3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d");
+        let (ts, token) = (
+            "1764683000",
+            "389f0c5a1e2d3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d",
+        );
         let sig = signature_hex(VECTOR_KEY, ts, token);
         let secrets = vec![VECTOR_KEY.to_owned()];
         let clock = FixedClock(1_764_683_010_000);
@@ -1471,10 +1487,16 @@ mod tests {
         let original = nonces(&with_signature(ts, token, &sig));
         assert_eq!(original, vec![sig.clone()]);
         let split = with_signature("176468300", &format!("0{token}"), &sig);
-        assert_eq!(Mailgun.authenticate(&inbound(&split), &ctx), Ok("hmac-sha256"));
+        assert_eq!(
+            Mailgun.authenticate(&inbound(&split), &ctx),
+            Ok("hmac-sha256")
+        );
         assert_eq!(nonces(&split), original);
         let upper = with_signature(ts, token, &sig.to_ascii_uppercase());
-        assert_eq!(Mailgun.authenticate(&inbound(&upper), &ctx), Ok("hmac-sha256"));
+        assert_eq!(
+            Mailgun.authenticate(&inbound(&upper), &ctx),
+            Ok("hmac-sha256")
+        );
         assert_eq!(nonces(&upper), original);
     }
 
