@@ -1,8 +1,9 @@
 //! Mailgun (JSON webhooks, 2018 on): one event per POST, `{"signature": {...},
 //! "event-data": {...}}`. The signature is inside the body: hex HMAC-SHA256,
 //! keyed with the **HTTP webhook signing key** (not the API key), over
-//! `timestamp + token`. It does not cover the event data, so the token is bound
-//! to the first body it authenticated ([`Provider::replay_claim`]). Event time is
+//! `timestamp + token`. It does not cover the event data, so every signature
+//! object that verifies is bound, by its digest, to the first body it
+//! authenticated ([`Provider::replay_claim`]). Event time is
 //! `event-data.timestamp`, Unix seconds as a decimal with microseconds; the id is
 //! `event-data.message.headers.message-id` without angle brackets.
 //!
