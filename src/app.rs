@@ -17,7 +17,7 @@ use crate::auth::{AuthError, Clock};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{RequestMetrics, emf_lines};
-use crate::providers::{self, AuthContext, Inbound, Provider};
+use crate::providers::{self, AuthContext, AuthScheme, Inbound, Provider};
 use crate::store::{ClaimOutcome, EventStore, PutOutcome, ReplayClaim, StoreError, codec};
 
 /// The webhook receiver, built once at cold start and shared by every request.
@@ -128,7 +128,7 @@ impl<S: EventStore> App<S> {
                 query: &[],
                 body,
             };
-            self.ingest(provider, &inbound, None).await
+            self.ingest(provider, &inbound, &[]).await
         };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         // The log line and metrics take a `Success`: the one clone is of a few counters.
@@ -209,8 +209,13 @@ impl<S: EventStore> App<S> {
                 auth,
             });
         }
-        let claim = provider.replay_claim(&inbound, &ctx);
-        let ingested = self.ingest(provider, &inbound, claim).await?;
+        let claims = provider.replay_claim(&inbound, &ctx);
+        if claims.is_empty() && matches!(provider.scheme(), AuthScheme::SignedBody { .. }) {
+            // The signature does not cover the body: storing it unclaimed would
+            // let the captured signature carry any other body. Fail closed.
+            return Err(AuthError::BadSignature.into());
+        }
+        let ingested = self.ingest(provider, &inbound, &claims).await?;
         Ok(Success::Stored { ingested, auth })
     }
 
@@ -219,7 +224,7 @@ impl<S: EventStore> App<S> {
         &self,
         provider: &dyn Provider,
         inbound: &Inbound<'_>,
-        claim: Option<ReplayClaim>,
+        claims: &[ReplayClaim],
     ) -> Result<Ingested, Error> {
         let events = provider.parse_request(inbound)?;
         codec::check_keys(&events)?;
@@ -228,11 +233,11 @@ impl<S: EventStore> App<S> {
         // the provider gives up.
         let deadline = tokio::time::Instant::now() + self.config.store_timeout;
         let passed = |_| StoreError::Unavailable("storage deadline passed".into());
-        if let Some(claim) = claim {
+        for claim in claims {
             // Before any event is written. A claim written for a request whose
             // events then fail to store is this body's: the retry of the same
             // body finds `SameBody` and stores the events.
-            let claimed = tokio::time::timeout_at(deadline, self.store.claim_replay(&claim))
+            let claimed = tokio::time::timeout_at(deadline, self.store.claim_replay(claim))
                 .await
                 .map_err(passed)??;
             if claimed == ClaimOutcome::OtherBody {

@@ -1,8 +1,9 @@
 //! Mailgun (JSON webhooks, 2018 on): one event per POST, `{"signature": {...},
 //! "event-data": {...}}`. The signature is inside the body: hex HMAC-SHA256,
 //! keyed with the **HTTP webhook signing key** (not the API key), over
-//! `timestamp + token`. It does not cover the event data, so the token is bound
-//! to the first body it authenticated ([`Provider::replay_claim`]). Event time is
+//! `timestamp + token`. It does not cover the event data, so every signature
+//! object that verifies is bound, by its digest, to the first body it
+//! authenticated ([`Provider::replay_claim`]). Event time is
 //! `event-data.timestamp`, Unix seconds as a decimal with microseconds; the id is
 //! `event-data.message.headers.message-id` without angle brackets.
 //!
@@ -44,6 +45,10 @@ const SIGNATURE_FIELD: &str = "signature";
 /// Longest token accepted (Mailgun's are 50 characters). It becomes part of the
 /// replay claim's key, which must stay far below DynamoDB's 2 KB key limit.
 const MAX_TOKEN_BYTES: usize = 256;
+/// Most digits a signed timestamp may have: Unix seconds until the year 2286.
+/// Ten digits stay below 10^11, where the shared freshness check would start
+/// reading a value as milliseconds.
+const MAX_TIMESTAMP_DIGITS: usize = 10;
 /// How long a replay claim outlives the end of the freshness window; TTL deletion
 /// is lazy anyway, and a claim kept longer only refuses more.
 const CLAIM_MARGIN_SECS: i64 = 3600;
@@ -77,27 +82,35 @@ impl Provider for Mailgun {
         request: &Inbound<'_>,
         ctx: &AuthContext<'_>,
     ) -> Result<&'static str, AuthError> {
-        verify(request, ctx).map(|verified| verified.variant)
+        verify(request, ctx)
     }
 
-    fn replay_claim(&self, request: &Inbound<'_>, ctx: &AuthContext<'_>) -> Option<ReplayClaim> {
-        let verified = verify(request, ctx).ok()?;
+    /// One claim per signature object that verifies, keyed by its digest and
+    /// bound to this body. Freshness is not checked again: `authenticate` did,
+    /// and a second clock reading must not decide whether a claim is made.
+    fn replay_claim(&self, request: &Inbound<'_>, ctx: &AuthContext<'_>) -> Vec<ReplayClaim> {
+        let Some(located) = locate(request.body) else {
+            return Vec::new();
+        };
         let now_secs = ctx.clock.now_ms().div_euclid(1000);
         let window = match ctx.freshness {
             Freshness::Within(secs) => i64::try_from(secs).unwrap_or(i64::MAX / 4),
             Freshness::Disabled => UNBOUNDED_WINDOW_SECS,
         };
-        let expires_at_secs = verified
-            .timestamp_secs
-            .max(now_secs)
-            .saturating_add(window)
-            .saturating_add(CLAIM_MARGIN_SECS);
-        Some(ReplayClaim {
-            provider: self.name(),
-            nonce: verified.token.to_owned(),
-            body_sha256: hex::encode(Sha256::digest(request.body)),
-            expires_at_secs,
-        })
+        let body_sha256 = hex::encode(Sha256::digest(request.body));
+        candidates(&located)
+            .filter_map(|(_, slot)| check_signature(slot, ctx).ok())
+            .map(|verified| ReplayClaim {
+                provider: self.name(),
+                nonce: hex::encode(verified.digest),
+                body_sha256: body_sha256.clone(),
+                expires_at_secs: verified
+                    .timestamp_secs
+                    .max(now_secs)
+                    .saturating_add(window)
+                    .saturating_add(CLAIM_MARGIN_SECS),
+            })
+            .collect()
     }
 
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
@@ -166,20 +179,34 @@ impl Provider for Mailgun {
 // ---------------------------------------------------------------------------
 // Authentication
 
-/// A signature that verified.
+/// A signature object that verified against one of the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Verified<'a> {
-    /// Which signature object matched, for the log.
-    variant: &'static str,
-    /// The signed token (the replay claim's nonce).
-    token: &'a str,
+struct Verified {
     /// The signed timestamp, Unix seconds.
     timestamp_secs: i64,
+    /// The verified digest (the hex decoded, so upper- and lower-case spellings
+    /// of one signature agree): the replay claim's nonce. Unlike the token, it
+    /// fixes where the timestamp ends and the token begins, so no split of the
+    /// signed string into another timestamp and token escapes the claim.
+    digest: [u8; 32],
+}
+
+/// The signature objects present, in the order they are tried, each with the
+/// name the log gives it.
+fn candidates<'a>(
+    located: &Located<'a>,
+) -> impl Iterator<Item = (&'static str, SignatureSlot<'a>)> {
+    [
+        ("hmac-sha256", located.signature),
+        ("parent-hmac-sha256", located.parent),
+    ]
+    .into_iter()
+    .filter_map(|(variant, slot)| Some((variant, slot?)))
 }
 
 /// Finds the signature objects, verifies one against every key, then checks the
-/// window on the timestamp that was signed.
-fn verify<'a>(request: &Inbound<'a>, ctx: &AuthContext<'_>) -> Result<Verified<'a>, AuthError> {
+/// window on the timestamp that was signed; names the object that matched.
+fn verify(request: &Inbound<'_>, ctx: &AuthContext<'_>) -> Result<&'static str, AuthError> {
     if ctx.secrets.is_empty() {
         return Err(AuthError::NotConfigured);
     }
@@ -192,43 +219,28 @@ fn verify<'a>(request: &Inbound<'a>, ctx: &AuthContext<'_>) -> Result<Verified<'
     if located.duplicate {
         return Err(AuthError::DuplicateBodySignature(SIGNATURE_OBJECT));
     }
-    let candidates = [
-        ("hmac-sha256", located.signature),
-        ("parent-hmac-sha256", located.parent),
-    ];
-    if candidates.iter().all(|(_, slot)| slot.is_none()) {
-        return Err(AuthError::MissingBodySignature(SIGNATURE_OBJECT));
-    }
-    let mut matched = None;
     let mut first_error = None;
-    for (variant, slot) in candidates {
-        let Some(slot) = slot else { continue };
+    for (variant, slot) in candidates(&located) {
         match check_signature(slot, ctx) {
-            Ok(timestamp_secs) => {
-                matched = Some(Verified {
-                    variant,
-                    token: slot.token.unwrap_or_default(),
-                    timestamp_secs,
-                });
-                break;
+            Ok(verified) => {
+                check_timestamp(
+                    &verified.timestamp_secs.to_string(),
+                    ctx.freshness,
+                    ctx.clock,
+                )?;
+                return Ok(variant);
             }
             Err(err) => {
                 first_error.get_or_insert(err);
             }
         }
     }
-    let verified = matched.ok_or(first_error.unwrap_or(AuthError::BadSignature))?;
-    check_timestamp(
-        &verified.timestamp_secs.to_string(),
-        ctx.freshness,
-        ctx.clock,
-    )?;
-    Ok(verified)
+    Err(first_error.unwrap_or(AuthError::MissingBodySignature(SIGNATURE_OBJECT)))
 }
 
 /// Verifies one signature object against every configured key (each compared in
-/// constant time); returns its timestamp in seconds.
-fn check_signature(slot: SignatureSlot<'_>, ctx: &AuthContext<'_>) -> Result<i64, AuthError> {
+/// constant time).
+fn check_signature(slot: SignatureSlot<'_>, ctx: &AuthContext<'_>) -> Result<Verified, AuthError> {
     let (Some(timestamp), Some(token), Some(signature)) =
         (slot.timestamp, slot.token, slot.signature)
     else {
@@ -237,21 +249,39 @@ fn check_signature(slot: SignatureSlot<'_>, ctx: &AuthContext<'_>) -> Result<i64
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
         return Err(AuthError::BadSignature);
     }
-    // Seconds only: a value that is not a number is refused before any digest.
-    let timestamp_secs: i64 = timestamp
-        .parse()
-        .map_err(|_| AuthError::MalformedTimestamp)?;
-    let Ok(expected) = hex::decode(signature) else {
+    let timestamp_secs = parse_timestamp(timestamp)?;
+    let Ok(decoded) = hex::decode(signature) else {
         return Err(AuthError::BadSignature);
     };
+    // Hex of another length matches no key, as a wrong digest would not.
+    let Ok(digest) = <[u8; 32]>::try_from(decoded) else {
+        return Err(KEY_MISMATCH);
+    };
     let found = ctx.secrets.iter().fold(false, |found, secret| {
-        found | constant_time_eq(&hmac_digest(secret, timestamp, token), &expected)
+        found | constant_time_eq(&hmac_digest(secret, timestamp, token), &digest)
     });
     if found {
-        Ok(timestamp_secs)
+        Ok(Verified {
+            timestamp_secs,
+            digest,
+        })
     } else {
         Err(KEY_MISMATCH)
     }
+}
+
+/// The signed timestamp: 1 to 10 ASCII digits, Unix seconds. Anything else
+/// (a sign, milliseconds, more digits) is refused before any digest: the signed
+/// string has no separator, so a longer timestamp could take digits from the
+/// start of the token and still verify.
+fn parse_timestamp(timestamp: &str) -> Result<i64, AuthError> {
+    if timestamp.is_empty()
+        || timestamp.len() > MAX_TIMESTAMP_DIGITS
+        || !timestamp.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(AuthError::MalformedTimestamp);
+    }
+    timestamp.parse().map_err(|_| AuthError::MalformedTimestamp)
 }
 
 /// A legacy webhook: form fields instead of JSON (pre-2018 "legacy" webhooks).
@@ -769,7 +799,7 @@ fn decimal_seconds_to_ms(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::FixedClock;
+    use crate::auth::{Clock, FixedClock};
     use std::collections::BTreeMap;
 
     fn body(name: &str) -> Vec<u8> {
@@ -1318,35 +1348,183 @@ mod tests {
         assert_eq!(wrapped["event-data"], json!([1]));
     }
 
+    /// A clock whose reading the test moves between two calls.
+    struct MovingClock(std::sync::atomic::AtomicI64);
+
+    impl Clock for MovingClock {
+        fn now_ms(&self) -> i64 {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    fn ctx_at<'a>(secrets: &'a [String], clock: &'a dyn Clock) -> AuthContext<'a> {
+        AuthContext {
+            secrets,
+            freshness: Freshness::Within(300),
+            clock,
+            certificates_dir: None,
+            webhook_urls: &[],
+        }
+    }
+
+    fn inbound(body: &[u8]) -> Inbound<'_> {
+        Inbound {
+            headers: &[],
+            query: &[],
+            body,
+        }
+    }
+
     #[test]
-    fn the_replay_claim_binds_the_token_to_the_body_past_the_window() {
+    fn the_replay_claim_binds_the_digest_to_the_body_past_the_window() {
         let now = 1_795_342_530;
         let signed = Mailgun.sign("key", now, &body("opened.json"));
         let secrets = vec!["key".to_owned()];
         let clock = FixedClock(now * 1000);
-        let ctx = AuthContext {
-            secrets: &secrets,
-            freshness: Freshness::Within(300),
-            clock: &clock,
-            certificates_dir: None,
-            webhook_urls: &[],
+        let request = inbound(&signed.body);
+        let claims = Mailgun.replay_claim(&request, &ctx_at(&secrets, &clock));
+        let [claim] = claims.as_slice() else {
+            panic!("one claim: {claims:?}");
         };
-        let request = Inbound {
-            headers: &[],
-            query: &[],
-            body: &signed.body,
-        };
-        let claim = Mailgun.replay_claim(&request, &ctx).unwrap();
         let value: Value = serde_json::from_slice(&signed.body).unwrap();
-        assert_eq!(claim.nonce, value["signature"]["token"].as_str().unwrap());
+        assert_eq!(
+            claim.nonce,
+            value["signature"]["signature"].as_str().unwrap()
+        );
         assert_eq!(claim.body_sha256, hex::encode(Sha256::digest(&signed.body)));
         assert_eq!(claim.expires_at_secs, now + 300 + CLAIM_MARGIN_SECS);
         let wrong = vec!["other".to_owned()];
+        assert!(
+            Mailgun
+                .replay_claim(&request, &ctx_at(&wrong, &clock))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_claim_does_not_depend_on_a_second_clock_reading() {
+        // Authenticated one second before the window closes; the clock passes the
+        // edge before the claim is derived: the claim is still made.
+        let now = 1_795_342_530;
+        let signed = Mailgun.sign("key", now, &body("opened.json"));
+        let secrets = vec!["key".to_owned()];
+        let clock = MovingClock((now + 299).saturating_mul(1000).into());
+        let ctx = ctx_at(&secrets, &clock);
+        let request = inbound(&signed.body);
+        assert_eq!(Mailgun.authenticate(&request, &ctx), Ok("hmac-sha256"));
+        clock
+            .0
+            .store((now + 400) * 1000, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            Mailgun.authenticate(&request, &ctx),
+            Err(AuthError::StaleTimestamp(300))
+        );
+        let claims = Mailgun.replay_claim(&request, &ctx);
+        assert_eq!(claims.len(), 1, "{claims:?}");
+        assert_eq!(
+            claims[0].expires_at_secs,
+            now + 400 + 300 + CLAIM_MARGIN_SECS
+        );
+    }
+
+    #[test]
+    fn a_timestamp_that_takes_digits_from_the_token_is_refused() {
+        // The signed string has no separator: `1764683000` + `389f0c…` is also
+        // `1764683000389` + `f0c…`. The longer value would read as milliseconds.
+        let (ts, token) = (
+            "1764683000",
+            "389f0c5a1e2d3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d",
+        );
+        let sig = signature_hex(VECTOR_KEY, ts, token);
+        let now = 1_764_683_010;
+        assert_eq!(
+            auth_at(&with_signature(ts, token, &sig), &[VECTOR_KEY], now),
+            Ok("hmac-sha256")
+        );
+        let shifted = with_signature("1764683000389", &token[3..], &sig);
+        assert_eq!(
+            auth_at(&shifted, &[VECTOR_KEY], now),
+            Err(AuthError::MalformedTimestamp)
+        );
+        for bad in [
+            "",
+            "-1",
+            "+1764683000",
+            " 1764683000",
+            "1764683000.5",
+            "17646830001",
+        ] {
+            let shifted = with_signature(bad, token, &signature_hex(VECTOR_KEY, bad, token));
+            assert_eq!(
+                auth_at(&shifted, &[VECTOR_KEY], now),
+                Err(AuthError::MalformedTimestamp),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_split_and_spelling_of_one_signature_has_one_nonce() {
+        // A shorter timestamp that gives its last digit to the token verifies
+        // (when freshness is off) but claims the same digest.
+        let (ts, token) = (
+            "1764683000",
+            "389f0c5a1e2d3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d",
+        );
+        let sig = signature_hex(VECTOR_KEY, ts, token);
+        let secrets = vec![VECTOR_KEY.to_owned()];
+        let clock = FixedClock(1_764_683_010_000);
         let ctx = AuthContext {
-            secrets: &wrong,
-            ..ctx
+            freshness: Freshness::Disabled,
+            ..ctx_at(&secrets, &clock)
         };
-        assert_eq!(Mailgun.replay_claim(&request, &ctx), None);
+        let nonces = |body: &[u8]| -> Vec<String> {
+            Mailgun
+                .replay_claim(&inbound(body), &ctx)
+                .into_iter()
+                .map(|claim| claim.nonce)
+                .collect()
+        };
+        let original = nonces(&with_signature(ts, token, &sig));
+        assert_eq!(original, vec![sig.clone()]);
+        let split = with_signature("176468300", &format!("0{token}"), &sig);
+        assert_eq!(
+            Mailgun.authenticate(&inbound(&split), &ctx),
+            Ok("hmac-sha256")
+        );
+        assert_eq!(nonces(&split), original);
+        let upper = with_signature(ts, token, &sig.to_ascii_uppercase());
+        assert_eq!(
+            Mailgun.authenticate(&inbound(&upper), &ctx),
+            Ok("hmac-sha256")
+        );
+        assert_eq!(nonces(&upper), original);
+    }
+
+    #[test]
+    fn both_signature_objects_that_verify_are_claimed() {
+        let (ts, token, sig) = VECTORS[0];
+        let parent_token = "f".repeat(50);
+        let parent_sig = signature_hex("primary-key", ts, &parent_token);
+        let mut value: Value = serde_json::from_slice(&with_signature(ts, token, sig)).unwrap();
+        value["parent-signature"] =
+            json!({"timestamp": ts, "token": parent_token, "signature": parent_sig});
+        let both = serde_json::to_vec(&value).unwrap();
+        let secrets = vec![VECTOR_KEY.to_owned(), "primary-key".to_owned()];
+        let clock = FixedClock(1_534_108_637_000);
+        let nonces: Vec<String> = Mailgun
+            .replay_claim(&inbound(&both), &ctx_at(&secrets, &clock))
+            .into_iter()
+            .map(|claim| claim.nonce)
+            .collect();
+        assert_eq!(nonces, vec![sig.to_owned(), parent_sig.clone()]);
+        // With one key configured, only the object it verifies is claimed.
+        let only_primary = vec!["primary-key".to_owned()];
+        let claims = Mailgun.replay_claim(&inbound(&both), &ctx_at(&only_primary, &clock));
+        assert_eq!(
+            claims.iter().map(|c| c.nonce.as_str()).collect::<Vec<_>>(),
+            vec![parent_sig.as_str()]
+        );
     }
 
     #[test]

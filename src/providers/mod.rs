@@ -268,12 +268,14 @@ pub trait Provider: Sync {
         None
     }
 
-    /// For an authenticated request whose signature does not cover the body: the
-    /// one-time value it signed, to be bound to this body before anything is
-    /// stored (the same value with another body is refused as `replayed`).
-    /// `None` (the default) when the signature covers the body or there is none.
-    fn replay_claim(&self, _request: &Inbound<'_>, _ctx: &AuthContext<'_>) -> Option<ReplayClaim> {
-        None
+    /// For an authenticated request whose signature does not cover the body: one
+    /// claim per credential in it that verifies, each to be bound to this body
+    /// before anything is stored (the same credential with another body is
+    /// refused as `replayed`). Empty (the default) when the signature covers the
+    /// body or there is none; a [`AuthScheme::SignedBody`] provider whose
+    /// authenticated request yields none is refused (fail closed).
+    fn replay_claim(&self, _request: &Inbound<'_>, _ctx: &AuthContext<'_>) -> Vec<ReplayClaim> {
+        Vec::new()
     }
 
     /// An authenticated request that carries no event (a ping, a subscription

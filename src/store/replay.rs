@@ -6,7 +6,7 @@
 //! A claim is one small item in the events table itself (no second table to
 //! deploy), laid out so that it can never be mistaken for an event:
 //!
-//! - partition key `replay#<provider>#<token>`;
+//! - partition key `replay#<provider>#<verified digest>`;
 //! - sort key [`CLAIM_SORT_KEY`], `#replay-claim`. Every event's sort key starts
 //!   with its RFC 3339 time (a digit, `codec::sort_key`), so no event item can
 //!   ever have this key, whatever its message id: a claim and an event never
