@@ -33,7 +33,7 @@ use serde_json::value::RawValue;
 use tracing::error;
 
 use crate::app::{App, Ingested};
-use crate::config::split_secrets;
+use crate::config::Config;
 use crate::log_value::bounded;
 use crate::providers::{self, Provider};
 use crate::store::EventStore;
@@ -195,11 +195,13 @@ pub struct DirectRoute {
 
 impl DirectRoute {
     /// The route of the deployed function: [`DIRECT_PROVIDER`] (if registered)
-    /// and the topics of [`TOPIC_ARNS_ENV`], read through `get`.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> DirectRoute {
+    /// and its topics as configured — [`TOPIC_ARNS_ENV`] from the environment,
+    /// or from the Secrets Manager secret when the configuration read one, the
+    /// same list the HTTP route holds SNS messages to.
+    pub fn from_config(config: &Config) -> DirectRoute {
         DirectRoute::new(
             providers::by_name(DIRECT_PROVIDER),
-            split_secrets(get(TOPIC_ARNS_ENV).as_deref()),
+            config.secrets_for(DIRECT_PROVIDER).to_vec(),
         )
     }
 
@@ -537,12 +539,33 @@ mod tests {
 
     #[test]
     fn topic_allow_list_is_optional() {
-        let open = DirectRoute::from_lookup(|_| None);
+        let config = |topics: Option<&str>| {
+            Config::from_lookup(|name| match name {
+                "TABLE_NAME" => Some("t".to_owned()),
+                TOPIC_ARNS_ENV => topics.map(str::to_owned),
+                _ => None,
+            })
+            .unwrap()
+        };
+        let open = DirectRoute::from_config(&config(None));
         assert!(open.topic_allowed("arn:aws:sns:us-east-1:123456789012:any"));
-        let listed = DirectRoute::from_lookup(|name| {
-            (name == TOPIC_ARNS_ENV).then(|| " arn:a , arn:b ,".to_owned())
-        });
+        let listed = DirectRoute::from_config(&config(Some(" arn:a , arn:b ,")));
         assert!(listed.topic_allowed("arn:a") && listed.topic_allowed("arn:b"));
         assert!(!listed.topic_allowed("arn:c") && !listed.topic_allowed(""));
+    }
+
+    #[test]
+    fn topics_from_secrets_manager_hold_direct_records_too() {
+        // The environment has no topics (they live in the secret): the route
+        // must still hold SNS records to the secret's list.
+        let config = Config::from_lookup(|name| (name == "TABLE_NAME").then(|| "t".to_owned()))
+            .unwrap()
+            .with_secrets_from(&std::collections::HashMap::from([(
+                TOPIC_ARNS_ENV.to_owned(),
+                vec!["arn:aws:sns:us-east-1:123456789012:ses".to_owned()],
+            )]));
+        let route = DirectRoute::from_config(&config);
+        assert!(route.topic_allowed("arn:aws:sns:us-east-1:123456789012:ses"));
+        assert!(!route.topic_allowed("arn:aws:sns:us-east-1:123456789012:other"));
     }
 }

@@ -56,8 +56,10 @@ async fn main() -> Result<(), Error> {
         // cheaper here than on the first webhook's clock.
         store.warm_up().await?;
     }
+    // From the final configuration: with a Secrets Manager secret, the topic
+    // allow-list is in the secret, not the environment.
+    let direct = Arc::new(DirectRoute::from_config(&config));
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
-    let direct = Arc::new(DirectRoute::from_lookup(|name| std::env::var(name).ok()));
     // lambda_runtime directly rather than lambda_http::run: the same HTTP path
     // (lambda_http's adapter), plus the events AWS hands over without HTTP.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Invocation>| {

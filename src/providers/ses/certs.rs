@@ -3,12 +3,21 @@
 //! the container's life.
 //!
 //! What an unauthenticated request can make us do is bounded: only URLs that
-//! pass [`super::sns::check_certificate_url`] are ever opened or fetched, and
-//! only after the topic allow-list and the freshness window have passed; at
-//! most [`MAX_FETCHES_PER_MINUTE`] network fetches start per minute; a failure
-//! is remembered ([`MISSING_TTL_MS`], [`UNREACHABLE_TTL_MS`]) so the same URL
-//! is not fetched again at once; the cache holds at most [`MAX_ENTRIES`]; a
-//! certificate body is read up to [`MAX_CERT_BYTES`] within [`FETCH_TIMEOUT`].
+//! pass [`super::sns::check_certificate_url`], on the host of the topic's own
+//! region, are ever opened or fetched, and only after the topic allow-list and
+//! the freshness window have passed; at most [`MAX_FETCHES_PER_MINUTE`]
+//! network fetches start per minute for regions with no certificate yet, and
+//! [`MAX_FETCHES_PER_WARM_REGION`] per region that has one (so names made up
+//! in a region already served cannot spend the budget a cold region needs); a
+//! failure is remembered ([`MISSING_TTL_MS`], [`UNREACHABLE_TTL_MS`]) so the
+//! same URL is not fetched again at once; the cache holds at most
+//! [`MAX_ENTRIES`], and a usable certificate is never evicted to remember a
+//! failure; a certificate body is read up to [`MAX_CERT_BYTES`] within
+//! [`FETCH_TIMEOUT`].
+//!
+//! Made-up certificate names on an allowed topic's region can still spend a
+//! cold container's budget; `SNS_CERTIFICATES_DIR` (no fetching at all) is
+//! the production answer to that (docs/providers/ses.md).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,11 +35,17 @@ use x509_cert::der::DecodePem;
 use crate::auth::{AuthError, Freshness};
 use crate::providers::Unavailable;
 
+use super::sns::url_region;
+
 /// Most certificates (and remembered failures) kept. AWS serves one
 /// certificate per region at a time, so real traffic needs a handful.
 pub const MAX_ENTRIES: usize = 64;
-/// Most network fetches started per minute per container.
+/// Most network fetches started per minute per container, for regions that
+/// have no usable certificate yet.
 pub const MAX_FETCHES_PER_MINUTE: u32 = 10;
+/// Most network fetches started per minute for a region that already has a
+/// usable certificate (a rotation needs one), outside the budget above.
+pub const MAX_FETCHES_PER_WARM_REGION: u32 = 2;
 /// How long a certificate AWS does not have (403/404) or that does not parse
 /// is remembered: requests naming it are refused 401 without a fetch.
 pub const MISSING_TTL_MS: i64 = 60_000;
@@ -123,7 +138,21 @@ enum Entry {
 struct Inner {
     entries: HashMap<Source, Entry>,
     window_start_ms: i64,
+    /// Fetches this minute for regions without a usable certificate.
     fetches_in_window: u32,
+    /// Fetches this minute per region that has one (at most one key per
+    /// region with a ready certificate, so bounded by [`MAX_ENTRIES`]).
+    warm_fetches_in_window: HashMap<String, u32>,
+}
+
+impl Inner {
+    /// True when a usable certificate of `region` is cached.
+    fn has_ready_certificate(&self, region: &str) -> bool {
+        self.entries.iter().any(|(source, entry)| {
+            matches!(entry, Entry::Ready(_))
+                && matches!(source, Source::Url(url) if url_region(url) == Some(region))
+        })
+    }
 }
 
 /// The answer of an HTTP GET.
@@ -255,7 +284,7 @@ impl CertStore {
         let entry = match source {
             Source::File(path) => read_file(path)?,
             Source::Url(url) => {
-                self.take_fetch_budget(now_ms)?;
+                self.take_fetch_budget(url, now_ms)?;
                 fetch(url, now_ms, fetcher).await
             }
         };
@@ -270,27 +299,47 @@ impl CertStore {
         result
     }
 
-    fn take_fetch_budget(&self, now_ms: i64) -> Result<(), Unavailable> {
+    /// Counts a fetch of `url` against its budget: its region's own allowance
+    /// when that region has a usable certificate, the shared one otherwise.
+    fn take_fetch_budget(&self, url: &str, now_ms: i64) -> Result<(), Unavailable> {
+        let spent = || {
+            unavailable(
+                "certificate_unavailable",
+                "certificate fetch budget spent for this minute",
+            )
+        };
         self.with(|inner| {
             if now_ms.saturating_sub(inner.window_start_ms) >= 60_000 {
                 inner.window_start_ms = now_ms;
                 inner.fetches_in_window = 0;
+                inner.warm_fetches_in_window.clear();
             }
-            if inner.fetches_in_window >= MAX_FETCHES_PER_MINUTE {
-                return Err(unavailable(
-                    "certificate_unavailable",
-                    "certificate fetch budget spent for this minute",
-                ));
+            let warm = url_region(url).filter(|r| inner.has_ready_certificate(r));
+            let (count, limit) = match warm {
+                Some(region) => (
+                    inner
+                        .warm_fetches_in_window
+                        .entry(region.to_owned())
+                        .or_default(),
+                    MAX_FETCHES_PER_WARM_REGION,
+                ),
+                None => (&mut inner.fetches_in_window, MAX_FETCHES_PER_MINUTE),
+            };
+            if *count >= limit {
+                return Err(spent());
             }
-            inner.fetches_in_window += 1;
+            *count += 1;
             Ok(())
         })
     }
 
+    /// Remembers what was learnt about `source`. When full: expired failures go
+    /// first, then the other failures; a usable certificate is never evicted
+    /// to remember a failure (the failure is then not remembered; the fetch
+    /// budget still bounds its refetching), only to make room for another.
     fn insert(&self, source: Source, entry: Entry, now_ms: i64) {
         self.with(|inner| {
             if inner.entries.len() >= MAX_ENTRIES && !inner.entries.contains_key(&source) {
-                // Expired failures first, then any failure, then anything.
                 inner.entries.retain(|_, e| match e {
                     Entry::Ready(_) => true,
                     Entry::Missing { until_ms } | Entry::Unreachable { until_ms } => {
@@ -300,10 +349,13 @@ impl CertStore {
                 if inner.entries.len() >= MAX_ENTRIES {
                     inner.entries.retain(|_, e| matches!(e, Entry::Ready(_)));
                 }
-                if inner.entries.len() >= MAX_ENTRIES
-                    && let Some(victim) = inner.entries.keys().next().cloned()
-                {
-                    inner.entries.remove(&victim);
+                if inner.entries.len() >= MAX_ENTRIES {
+                    if !matches!(entry, Entry::Ready(_)) {
+                        return;
+                    }
+                    if let Some(victim) = inner.entries.keys().next().cloned() {
+                        inner.entries.remove(&victim);
+                    }
                 }
             }
             inner.entries.insert(source, entry);
@@ -550,6 +602,84 @@ mod tests {
             }
         }
         assert!(store.len() <= MAX_ENTRIES);
+    }
+
+    fn ready() -> Entry {
+        Entry::Ready(Arc::new(Certificate::from_pem(AWS_PEM).unwrap()))
+    }
+
+    fn url_in(region: &str, n: usize) -> Source {
+        Source::Url(format!(
+            "https://sns.{region}.amazonaws.com/SimpleNotificationService-{n}.pem"
+        ))
+    }
+
+    #[test]
+    fn a_ready_certificate_is_never_evicted_for_a_failure() {
+        let store = CertStore::new();
+        for n in 0..MAX_ENTRIES {
+            store.insert(url(n), ready(), 0);
+        }
+        for n in 0..10 {
+            let failure = Entry::Missing { until_ms: 60_000 };
+            store.insert(url(1000 + n), failure, 0);
+        }
+        assert_eq!(store.len(), MAX_ENTRIES);
+        for n in 0..MAX_ENTRIES {
+            assert!(matches!(store.lookup(&url(n), 0), Some(Ok(_))), "{n}");
+        }
+        assert_eq!(store.lookup(&url(1000), 0), None);
+        // Failures make room for each other, never by taking a certificate's place.
+        let store = CertStore::new();
+        store.insert(url(0), ready(), 0);
+        for n in 1..200 {
+            store.insert(url(n), Entry::Missing { until_ms: 60_000 }, 0);
+        }
+        assert!(store.len() <= MAX_ENTRIES);
+        assert!(matches!(store.lookup(&url(0), 0), Some(Ok(_))));
+    }
+
+    #[tokio::test]
+    async fn made_up_names_in_a_served_region_do_not_spend_a_cold_region_budget() {
+        let store = CertStore::new();
+        store.insert(url_in("us-east-1", 0), ready(), 0);
+        let missing = Canned::new(Ok(Fetched {
+            status: 404,
+            body: Vec::new(),
+        }));
+        let mut fetched = 0;
+        for n in 1..50 {
+            if store
+                .ensure(&url_in("us-east-1", n), 1_000, &missing)
+                .await
+                .is_ok()
+            {
+                fetched += 1;
+            }
+        }
+        assert_eq!(fetched, MAX_FETCHES_PER_WARM_REGION);
+        // A region with no certificate yet still has its whole budget.
+        let genuine = Canned::new(Ok(Fetched {
+            status: 200,
+            body: AWS_PEM.to_vec(),
+        }));
+        store
+            .ensure(&url_in("eu-west-1", 1), 2_000, &genuine)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.lookup(&url_in("eu-west-1", 1), 2_000),
+            Some(Ok(_))
+        ));
+        // The next minute gives the served region its allowance again.
+        store
+            .ensure(&url_in("us-east-1", 99), 61_000, &missing)
+            .await
+            .unwrap();
+        assert_eq!(
+            missing.calls.load(Ordering::SeqCst),
+            MAX_FETCHES_PER_WARM_REGION + 1
+        );
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@
 //!
 //! [`Ses::parse`] accepts both the SNS envelope and a bare SES event (what
 //! EventBridge's `detail` or an SNS→Lambda record's `Message` holds, and what
-//! a stored `raw` holds). See docs/providers/ses.md.
+//! a stored `raw` holds); a body with SNS's `Type` key is an envelope only,
+//! whose signed `Message` alone gives the events. See docs/providers/ses.md.
 
 mod certs;
 pub mod dev;
@@ -165,7 +166,13 @@ pub fn authenticate_with(
     if ctx.secrets.is_empty() {
         return Err(AuthError::NotConfigured);
     }
-    let envelope = sns::decode(request.body).ok_or(AuthError::MalformedEnvelope)?;
+    let envelope = sns::decode(request.body).ok_or_else(|| {
+        if sns::lacks_signature(request.body) {
+            AuthError::MissingSignature
+        } else {
+            AuthError::MalformedEnvelope
+        }
+    })?;
     let now_ms = ctx.clock.now_ms();
     let checked = sns::precheck(&envelope, ctx.secrets, ctx.freshness, now_ms)?;
     let source = Source::new(ctx.certificates_dir, checked.cert_url, checked.cert_file);
@@ -211,19 +218,42 @@ fn is_ses_event(obj: &Map<String, Value>) -> bool {
     obj.contains_key("eventType") || obj.contains_key("notificationType")
 }
 
-/// Parses an SNS `Notification` envelope, or a bare SES event.
+/// Parses an SNS `Notification` envelope, or a bare SES event (what a direct
+/// invocation hands over, or a stored `raw`).
+///
+/// Any body with SNS's `Type` key is an envelope and nothing else: only its
+/// signed `Message` gives events, and an envelope carrying SES keys of its own
+/// (unsigned, added to a captured genuine message) is refused, never read as
+/// a bare event. An HTTP request is always such an envelope (authentication
+/// requires one, with no key outside SNS's set), so its events come only from
+/// what SNS signed. SES events have no `Type` key.
 pub fn parse(body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
     let value = json::parse_body(body)?;
     let obj = json::as_object(&value, "an SES event or SNS message")?;
+    if obj.contains_key("Type") {
+        return parse_notification(body);
+    }
     if is_ses_event(obj) {
         return events::map(&value, None, json::canonical(&value));
     }
-    let Some(Value::String(message)) = obj.get("Message") else {
+    Err(ParseError::WrongShape(
+        "neither an SES event (eventType, notificationType) nor an SNS message".into(),
+    ))
+}
+
+/// Parses an SNS `Notification` envelope: its events come only from the
+/// signed `Message`, dated by the signed `Timestamp` when they carry no time
+/// of their own. Nothing else in the envelope is read.
+fn parse_notification(body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
+    let envelope = sns::decode(body).ok_or_else(|| {
+        ParseError::WrongShape("an SNS message with keys SNS does not send".into())
+    })?;
+    let Some(message) = envelope.message.as_deref() else {
         return Err(ParseError::WrongShape(
-            "neither an SES event (eventType, notificationType) nor an SNS message".into(),
+            "an SNS message without a Message".into(),
         ));
     };
-    if json::text(obj, "Type").as_deref() != Some("Notification") {
+    if envelope.kind.as_deref() != Some("Notification") {
         return Err(ParseError::WrongShape("not an SNS Notification".into()));
     }
     let event: Value = serde_json::from_str(message).map_err(|_| ParseError::NoEvents)?;
@@ -232,15 +262,22 @@ pub fn parse(body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
             "the SNS Message is not an SES event".into(),
         ));
     }
-    let sns_time = json::text(obj, "Timestamp").and_then(|t| sns::parse_time(&t));
+    let sns_time = envelope.timestamp.as_deref().and_then(sns::parse_time);
     // An event without a time of its own is dated by the envelope; its raw keeps
     // the envelope's signed fields so that re-normalizing it finds the same time.
     let raw = if events::own_time(&event)?.is_some() {
         json::canonical(&event)
     } else {
-        let kept: Map<String, Value> = ["Type", "MessageId", "TopicArn", "Timestamp", "Message"]
+        let signed = [
+            ("Type", &envelope.kind),
+            ("MessageId", &envelope.message_id),
+            ("TopicArn", &envelope.topic_arn),
+            ("Timestamp", &envelope.timestamp),
+            ("Message", &envelope.message),
+        ];
+        let kept: Map<String, Value> = signed
             .into_iter()
-            .filter_map(|k| Some((k.to_owned(), obj.get(k)?.clone())))
+            .filter_map(|(k, v)| Some((k.to_owned(), Value::from(v.as_deref()?))))
             .collect();
         json::canonical(&Value::Object(kept))
     };

@@ -15,6 +15,7 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -52,7 +53,13 @@ impl MessageType {
 /// An SNS message as posted to an HTTP(S) subscription, strings borrowed from
 /// the body where they hold no escapes. Every field is optional here so that
 /// each absence gets its own 401 code; a repeated key is a decoding error.
+///
+/// Any key outside SNS's documented set is a decoding error too (401
+/// `malformed_envelope`): only some keys are signed, so an unsigned extra one
+/// (`eventType`, `mail`…) added to a captured genuine message must never be
+/// read as if SNS had sent it.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Envelope<'a> {
     /// `Notification`, `SubscriptionConfirmation` or `UnsubscribeConfirmation`.
     #[serde(rename = "Type", borrow)]
@@ -87,12 +94,32 @@ pub struct Envelope<'a> {
     /// The subscription token (control messages only).
     #[serde(rename = "Token", borrow)]
     pub token: Option<Cow<'a, str>>,
+    /// The URL that ends the subscription (notifications): unsigned, never read.
+    #[serde(rename = "UnsubscribeURL")]
+    pub unsubscribe_url: Option<IgnoredAny>,
+    /// Attributes a publisher set (SES sets none): unsigned, never read.
+    #[serde(rename = "MessageAttributes")]
+    pub message_attributes: Option<IgnoredAny>,
 }
 
 /// Decodes an envelope; `None` when the body is not one JSON object of strings
-/// (or repeats a key).
+/// with keys of the SNS envelope only (or repeats a key).
 pub fn decode(body: &[u8]) -> Option<Envelope<'_>> {
     serde_json::from_slice(body).ok()
+}
+
+/// For a body that does not decode as an envelope: true when it is a JSON
+/// object with no (or an empty) `Signature`, an unsigned request (401
+/// `missing_signature`) rather than a malformed signed one. Reads nothing but
+/// that one key.
+pub fn lacks_signature(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct SignatureOnly<'a> {
+        #[serde(rename = "Signature", borrow)]
+        signature: Option<Cow<'a, str>>,
+    }
+    serde_json::from_slice::<SignatureOnly<'_>>(body)
+        .is_ok_and(|s| s.signature.as_deref().is_none_or(str::is_empty))
 }
 
 /// An envelope whose required fields are all present.
@@ -151,6 +178,9 @@ pub fn precheck<'e>(
     }
     let cert_url = envelope.signing_cert_url.as_deref().unwrap_or_default();
     let cert_file = check_certificate_url(cert_url).ok_or(AuthError::BadCertificateUrl)?;
+    if !certificate_matches_topic(cert_url, topic) {
+        return Err(AuthError::BadCertificateUrl);
+    }
     if kind == MessageType::SubscriptionConfirmation
         && !is_subscribe_url(envelope.subscribe_url.as_deref().unwrap_or_default())
     {
@@ -201,17 +231,48 @@ pub fn parse_time(text: &str) -> Option<i64> {
 /// `sns.<region>.amazonaws.com.cn`, region letters, digits and dashes (three
 /// or more). Nothing else under amazonaws.com: S3 buckets live there too.
 pub fn is_sns_host(host: &str) -> bool {
-    let Some(rest) = host.strip_prefix("sns.") else {
-        return false;
-    };
+    sns_host_region(host).is_some()
+}
+
+/// The region of an SNS host (see [`is_sns_host`]); `None` for another host.
+fn sns_host_region(host: &str) -> Option<&str> {
+    let rest = host.strip_prefix("sns.")?;
     let region = rest
         .strip_suffix(".amazonaws.com")
-        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"));
-    region.is_some_and(|r| {
-        r.len() >= 3
-            && r.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    })
+        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))?;
+    let shaped = region.len() >= 3
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    shaped.then_some(region)
+}
+
+/// The region of a URL on an SNS host (a checked `SigningCertURL`).
+pub fn url_region(url: &str) -> Option<&str> {
+    let after = url.strip_prefix("https://")?;
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    sns_host_region(&after[..end])
+}
+
+/// The region of an SNS topic ARN, `arn:<partition>:sns:<region>:<account>:<name>`;
+/// `None` when the text is not one.
+pub fn topic_region(topic_arn: &str) -> Option<&str> {
+    let mut parts = topic_arn.splitn(6, ':');
+    let shaped =
+        parts.next() == Some("arn") && parts.next().is_some() && parts.next() == Some("sns");
+    let region = parts.next().filter(|r| shaped && !r.is_empty())?;
+    parts.next()?;
+    parts.next()?;
+    Some(region)
+}
+
+/// A topic's messages are signed by a certificate of the topic's own region:
+/// any other region is refused before a certificate is opened or fetched, so
+/// a forger cannot spend the fetch budget on every region's host. A topic
+/// that is not an ARN (the development topic; SNS never sends one) has no
+/// region to compare.
+fn certificate_matches_topic(cert_url: &str, topic_arn: &str) -> bool {
+    topic_region(topic_arn).is_none_or(|region| url_region(cert_url) == Some(region))
 }
 
 /// Splits `https://<host><rest>`; `None` for another scheme, userinfo or a port.
@@ -393,7 +454,53 @@ mod tests {
         assert!(decode(br#"{"Signature":"a","Signature":"b"}"#).is_none());
         assert!(decode(br#"{"Signature":1}"#).is_none());
         assert!(decode(b"[]").is_none());
-        assert!(decode(br#"{"Signature":"a","Other":[1,{"x":2}]}"#).is_some());
+        assert!(decode(br#"{"Signature":"a","Other":[1,{"x":2}]}"#).is_none());
+    }
+
+    #[test]
+    fn only_the_keys_sns_sends_decode() {
+        let genuine = br#"{"Type":"Notification","Signature":"a","UnsubscribeURL":"u","MessageAttributes":{"k":{"Type":"String","Value":"v"}}}"#;
+        assert!(decode(genuine).is_some());
+        for extra in [
+            r#""eventType":"Bounce""#,
+            r#""notificationType":"Bounce""#,
+            r#""mail":{"messageId":"x"}"#,
+            r#""bounce":{}"#,
+            r#""SigningCertUrl":"https://sns.us-east-1.amazonaws.com/x.pem""#,
+        ] {
+            let body = format!(r#"{{"Type":"Notification","Signature":"a",{extra}}}"#);
+            assert!(decode(body.as_bytes()).is_none(), "{extra}");
+        }
+    }
+
+    #[test]
+    fn the_certificate_region_must_be_the_topic_region() {
+        let url = |region: &str, suffix: &str| {
+            format!("https://sns.{region}.amazonaws.{suffix}/SimpleNotificationService-abc.pem")
+        };
+        let east = "arn:aws:sns:us-east-1:123456789012:ses";
+        assert_eq!(topic_region(east), Some("us-east-1"));
+        assert_eq!(
+            topic_region("arn:aws-cn:sns:cn-north-1:1:t"),
+            Some("cn-north-1")
+        );
+        assert_eq!(topic_region("arn:aws:sqs:us-east-1:1:t"), None);
+        assert_eq!(topic_region("arn:aws:sns:us-east-1"), None);
+        assert_eq!(topic_region("local-topic"), None);
+        assert!(certificate_matches_topic(&url("us-east-1", "com"), east));
+        assert!(!certificate_matches_topic(&url("eu-west-1", "com"), east));
+        assert!(!certificate_matches_topic(
+            &url("us-east-1", "com.cn"),
+            "arn:aws-cn:sns:cn-north-1:1:t"
+        ));
+        assert!(certificate_matches_topic(
+            &url("cn-north-1", "com.cn"),
+            "arn:aws-cn:sns:cn-north-1:1:t"
+        ));
+        assert!(certificate_matches_topic(
+            &url("eu-west-1", "com"),
+            "local-topic"
+        ));
     }
 
     #[test]

@@ -550,6 +550,92 @@ async fn development_signatures_verify_only_where_the_development_certificate_is
     );
 }
 
+/// SES keys a forger adds at the top level of a captured genuine Notification.
+const FORGED_BOUNCE: &str = r#""eventType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General","timestamp":"2022-07-28T21:23:58.317Z","feedbackId":"f","bouncedRecipients":[{"emailAddress":"ceo@victim.com"}]},"mail":{"messageId":"x","timestamp":"2022-07-28T21:23:58.317Z","destination":["ceo@victim.com"]},"#;
+
+/// `envelope` with `keys` inserted right after its opening brace.
+fn with_top_level(envelope: &[u8], keys: &str) -> Vec<u8> {
+    let text = std::str::from_utf8(envelope).unwrap();
+    let at = text.find('{').unwrap() + 1;
+    format!("{}{keys}{}", &text[..at], &text[at..]).into_bytes()
+}
+
+#[tokio::test]
+async fn unsigned_ses_keys_beside_a_genuine_signature_are_refused_and_never_parsed() {
+    let dir = cert_dir(
+        "forged",
+        &[(
+            "SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
+            &fixture("sns_signing_cert.pem.txt"),
+        )],
+    );
+    let topics = [REAL_TOPIC.to_owned()];
+    let run = |body: Vec<u8>| {
+        let dir = dir.clone();
+        let topics = topics.clone();
+        async move {
+            let store = CertStore::new();
+            let freshness = Freshness::Within(300);
+            check(
+                &store,
+                &NoNetwork,
+                &body,
+                &topics,
+                freshness,
+                REAL_NOW_MS,
+                Some(&dir),
+            )
+            .await
+        }
+    };
+    assert_eq!(run(real_vector()).await, Ok("sns_sha1"));
+    for keys in [
+        FORGED_BOUNCE,
+        r#""eventType":"Bounce","#,
+        r#""notificationType":"Bounce","#,
+        r#""mail":{"messageId":"x"},"#,
+        r#""Unexpected":"x","#,
+    ] {
+        let forged = with_top_level(&real_vector(), keys);
+        assert_eq!(
+            run(forged.clone()).await,
+            Err("malformed_envelope".into()),
+            "{keys}"
+        );
+        // Not read as a bare SES event by the parser either.
+        assert!(Ses.parse(&forged).is_err(), "{keys}");
+    }
+    // The keys SNS does send beside the signed ones are accepted, never read.
+    let attributes = with_top_level(
+        &real_vector(),
+        r#""MessageAttributes":{"a":{"Type":"String","Value":"v"}},"#,
+    );
+    assert_eq!(run(attributes).await, Ok("sns_sha1"));
+}
+
+#[tokio::test]
+async fn a_certificate_of_another_region_than_the_topic_is_refused_before_any_fetch() {
+    let topic = vec!["arn:aws:sns:eu-west-1:123456789012:ses-events".to_owned()];
+    // Signed with the development certificate, on sns.us-east-1.amazonaws.com.
+    let body = Ses
+        .sign(&topic[0], 1_795_342_530, &fixture("delivered.json"))
+        .body;
+    let store = CertStore::new();
+    // No certificate folder and a fetcher that panics: nothing is fetched.
+    let result = check(
+        &store,
+        &NoNetwork,
+        &body,
+        &topic,
+        Freshness::Within(300),
+        1_795_342_530_000,
+        None,
+    )
+    .await;
+    assert_eq!(result, Err("bad_certificate_url".into()));
+    assert!(store.is_empty());
+}
+
 #[tokio::test]
 async fn envelope_failures_have_their_own_codes() {
     let topic = vec!["t".to_owned()];
