@@ -161,6 +161,10 @@ impl Provider for Mandrill {
     }
 
     fn sign_for_url(&self, url: &str, secret: &str, _unix_secs: i64, body: &[u8]) -> Signed {
+        // A body already in Mandrill's form (an events/ file, a captured request)
+        // is signed again, not wrapped a second time.
+        let unwrapped = events_value(body).map(decode_component);
+        let body = unwrapped.as_deref().unwrap_or(body);
         // The bytes as given, even when they are not UTF-8 (the bad-input tests).
         let encoded: String = form_urlencoded::byte_serialize(body).collect();
         Signed {
@@ -782,6 +786,18 @@ mod tests {
             EventType::Unknown,
             "whitelist.remove",
         );
+    }
+
+    #[test]
+    fn a_form_body_is_signed_again_not_wrapped_twice() {
+        let events = fixture("example_send.json");
+        let first = Mandrill.sign("k", 0, &events);
+        let again = Mandrill.sign("k", 0, &first.body);
+        assert_eq!(
+            again, first,
+            "an events/ file re-signed is the same request"
+        );
+        assert_eq!(Mandrill.parse(&again.body), Mandrill.parse(&events));
     }
 
     #[test]
