@@ -98,7 +98,9 @@ pub async fn start(options: &LocalOptions) -> Result<LocalStack, BoxError> {
         .layer(middleware::from_fn(refuse_browsers));
     tokio::spawn(async move { axum::serve(dynamo_listener, proxy_router).await });
 
-    let config = local_config(&options.table)?;
+    let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
+    let addr = listener.local_addr()?;
+    let config = local_config(&options.table, addr)?;
     let client = sdk::local_client(&store_url, config.store_timeout);
     if client
         .describe_table()
@@ -112,8 +114,6 @@ pub async fn start(options: &LocalOptions) -> Result<LocalStack, BoxError> {
     let store = DynamoStore::new(client.clone(), options.table.clone(), config.retention_days);
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
 
-    let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
-    let addr = listener.local_addr()?;
     let router = Router::new()
         .fallback(serve)
         .with_state(Arc::clone(&app))
@@ -205,8 +205,10 @@ fn status_only(status: StatusCode) -> Response {
 }
 
 /// The process environment, with the local development secrets where none is
-/// set and metrics off.
-pub fn local_config(table: &str) -> Result<Config, crate::config::ConfigError> {
+/// set and metrics off. A URL-signing provider (Mandrill) is configured with its
+/// development URL (what the sample events are signed for) and this server's own
+/// URL at `addr` (what `send-test-event --url http://<addr>` signs).
+pub fn local_config(table: &str, addr: SocketAddr) -> Result<Config, crate::config::ConfigError> {
     let mut defaults: HashMap<&str, String> = HashMap::from([
         ("TABLE_NAME", table.to_owned()),
         ("EMIT_METRICS", "false".to_owned()),
@@ -214,7 +216,15 @@ pub fn local_config(table: &str) -> Result<Config, crate::config::ConfigError> {
     for provider in providers::ALL {
         defaults.insert(provider.secrets_env(), provider.local_secret().to_owned());
         if let Some(url) = provider.signed_url() {
-            defaults.insert(url.env, url.local.to_owned());
+            let path = url.local.find("/webhooks/").map_or("", |i| &url.local[i..]);
+            defaults.insert(
+                url.env,
+                format!(
+                    "{},http://{addr}{path},http://localhost:{}{path}",
+                    url.local,
+                    addr.port()
+                ),
+            );
         }
     }
     // SNS envelopes signed with the public development key verify against its
