@@ -339,12 +339,15 @@ fn tampered_envelope(signed: Signed) -> Signed {
     }
 }
 
+/// Makes a provider's request for a given body.
+type MakeRequest = Box<dyn Fn(&[u8]) -> Signed>;
+
 /// One unauthenticated case: what the row says, how the attacker's request
 /// is made for a given body, and the 401 code it must get.
 struct Refusal {
     provider: &'static str,
     case: &'static str,
-    request: Box<dyn Fn(&[u8]) -> Signed>,
+    request: MakeRequest,
     code: &'static str,
 }
 
