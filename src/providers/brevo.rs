@@ -272,7 +272,7 @@ fn copy_details(event: &Map<String, Value>, out: &mut EmailEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use crate::providers::test_support::map;
 
     fn body(name: &str) -> Vec<u8> {
         std::fs::read(format!(
@@ -307,13 +307,6 @@ mod tests {
         );
         event.recipient = Some(recipient.into());
         event
-    }
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
     }
 
     /// The id and time of anymail's live-captured samples.

@@ -800,7 +800,7 @@ fn decimal_seconds_to_ms(text: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::auth::{Clock, FixedClock};
-    use std::collections::BTreeMap;
+    use crate::providers::test_support::map;
 
     fn body(name: &str) -> Vec<u8> {
         std::fs::read(format!(
@@ -835,13 +835,6 @@ mod tests {
         );
         event.recipient = recipient.map(str::to_owned);
         event
-    }
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
     }
 
     #[test]

@@ -349,6 +349,20 @@ pub static ALL: &[&dyn Provider] = &[
     &mandrill::Mandrill,
 ];
 
+/// Helpers the provider modules' unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::collections::BTreeMap;
+
+    /// A string map from literal pairs: an expected `metadata` or `details`.
+    pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+}
+
 /// Finds a provider by its route name (exact, lower-case).
 pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
     ALL.iter().copied().find(|p| p.name() == name)

@@ -322,6 +322,7 @@ fn copy_details(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_support::map;
     use std::collections::BTreeMap;
 
     fn body(name: &str) -> Vec<u8> {
@@ -354,13 +355,6 @@ mod tests {
             event_time_ms,
             json::canonical(&raw),
         )
-    }
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
     }
 
     #[test]

@@ -300,7 +300,7 @@ fn copy_details(event: &Map<String, Value>, out: &mut EmailEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use crate::providers::test_support::map;
 
     fn body(name: &str) -> Vec<u8> {
         std::fs::read(format!(
@@ -314,13 +314,6 @@ mod tests {
         let mut events = SparkPost.parse(&body(name)).unwrap();
         assert_eq!(events.len(), 1, "{name}");
         events.remove(0)
-    }
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
     }
 
     /// Type, bounce type, id, recipient and time of a fixture's one event.
