@@ -45,9 +45,9 @@ impl Provider for EngageLab {
         if ctx.secrets.is_empty() {
             return Err(AuthError::NotConfigured);
         }
-        let timestamp = single_header(request, TIMESTAMP_HEADER)?;
-        let app_key_header = single_header(request, APPKEY_HEADER)?;
-        let signature = single_header(request, SIGNATURE_HEADER)?;
+        let timestamp = request.single_header(TIMESTAMP_HEADER)?;
+        let app_key_header = request.single_header(APPKEY_HEADER)?;
+        let signature = request.single_header(SIGNATURE_HEADER)?;
         // A header that is not even a number is refused before any digest is computed.
         check_timestamp(timestamp, Freshness::Disabled, ctx.clock)?;
         let matched = verify_signature(
@@ -103,16 +103,6 @@ impl Provider for EngageLab {
             envelope["itime"] = Value::from(now_ms);
             envelope["custom_args"]["mailhooks_test"] = Value::from(run_id);
         }
-    }
-}
-
-/// The one value of a required header; absent, empty or repeated is an error.
-fn single_header<'a>(request: &'a Inbound<'_>, name: &'static str) -> Result<&'a str, AuthError> {
-    match request.header_values(name).as_slice() {
-        [] => Err(AuthError::MissingHeader(name)),
-        [one] if one.trim().is_empty() => Err(AuthError::MissingHeader(name)),
-        [one] => Ok(one.trim()),
-        _ => Err(AuthError::DuplicateHeader(name)),
     }
 }
 

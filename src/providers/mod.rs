@@ -49,6 +49,17 @@ impl Inbound<'_> {
             .collect()
     }
 
+    /// The one value of a required signing header, trimmed; absent, empty or
+    /// repeated is an authentication error.
+    pub fn single_header(&self, name: &'static str) -> Result<&str, AuthError> {
+        match self.header_values(name).as_slice() {
+            [] => Err(AuthError::MissingHeader(name)),
+            [one] if one.trim().is_empty() => Err(AuthError::MissingHeader(name)),
+            [one] => Ok(one.trim()),
+            _ => Err(AuthError::DuplicateHeader(name)),
+        }
+    }
+
     /// Every value of a query parameter.
     pub fn query_values(&self, name: &str) -> Vec<String> {
         self.query

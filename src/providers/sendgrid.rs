@@ -72,8 +72,8 @@ impl Provider for SendGrid {
         if ctx.secrets.is_empty() {
             return Err(AuthError::NotConfigured);
         }
-        let timestamp = single_header(request, TIMESTAMP_HEADER)?;
-        let signature = single_header(request, SIGNATURE_HEADER)?;
+        let timestamp = request.single_header(TIMESTAMP_HEADER)?;
+        let signature = request.single_header(SIGNATURE_HEADER)?;
         // The timestamp is what was signed: a stale one is refused before any
         // ECDSA work, so replayed captures cost no more than a string parse.
         check_timestamp(timestamp, ctx.freshness, ctx.clock)?;
@@ -133,16 +133,6 @@ impl Provider for SendGrid {
             item.insert("timestamp".into(), Value::from(now_ms / 1000));
             item.insert(TEST_TAG.into(), Value::from(run_id));
         }
-    }
-}
-
-/// The one value of a required header; absent, empty or repeated is an error.
-fn single_header<'a>(request: &'a Inbound<'_>, name: &'static str) -> Result<&'a str, AuthError> {
-    match request.header_values(name).as_slice() {
-        [] => Err(AuthError::MissingHeader(name)),
-        [one] if one.trim().is_empty() => Err(AuthError::MissingHeader(name)),
-        [one] => Ok(one.trim()),
-        _ => Err(AuthError::DuplicateHeader(name)),
     }
 }
 
