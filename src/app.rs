@@ -18,7 +18,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{RequestMetrics, emf_lines};
 use crate::providers::{self, AuthContext, AuthScheme, Inbound, Provider};
-use crate::store::{ClaimOutcome, EventStore, PutOutcome, ReplayClaim, StoreError, codec};
+use crate::store::{
+    ClaimOutcome, EventStore, PutOutcome, QuarantineOutcome, ReplayClaim, StoreError, codec,
+};
 
 /// The webhook receiver, built once at cold start and shared by every request.
 pub struct App<S> {
@@ -31,13 +33,16 @@ pub struct App<S> {
 /// directly: IAM authorised the invocation (its resource policy).
 pub const DIRECT_AUTH: &str = "iam";
 
-/// What storing one body did: how many events it held, how many were new.
+/// What storing one body did: how many events it held, how many were new,
+/// how many parts were kept raw because they did not normalize.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ingested {
-    /// Events in the body.
+    /// Events in the body that normalized.
     pub received: usize,
     /// What the store did with them.
     pub outcome: PutOutcome,
+    /// Parts of the body kept in quarantine (new or already kept).
+    pub quarantined: usize,
 }
 
 /// What a successful request did.
@@ -219,15 +224,17 @@ impl<S: EventStore> App<S> {
         Ok(Success::Stored { ingested, auth })
     }
 
-    /// Parses an authenticated (or IAM-authorised) body and stores its events.
+    /// Parses an authenticated (or IAM-authorised) body and stores its events;
+    /// what does not normalize is quarantined raw, never refused: a retry could
+    /// not fix it, so a 4xx would only make the provider drop it.
     async fn ingest(
         &self,
         provider: &dyn Provider,
         inbound: &Inbound<'_>,
         claims: &[ReplayClaim],
     ) -> Result<Ingested, Error> {
-        let events = provider.parse_request(inbound)?;
-        codec::check_keys(&events)?;
+        let mut parsed = provider.parse_each(inbound);
+        codec::quarantine_unkeyable(&mut parsed);
         // One deadline for the claim and the whole batch, SDK retries included:
         // answer 5xx (the provider retries, idempotently) before the function or
         // the provider gives up.
@@ -244,13 +251,31 @@ impl<S: EventStore> App<S> {
                 return Err(AuthError::Replayed.into());
             }
         }
-        let store = self.store.put_events(&events, self.clock.now_ms());
-        let outcome = tokio::time::timeout_at(deadline, store)
+        let received_at_ms = self.clock.now_ms();
+        let events = async {
+            if parsed.events.is_empty() {
+                return Ok(PutOutcome::default());
+            }
+            self.store.put_events(&parsed.events, received_at_ms).await
+        };
+        let content_type = inbound.header_values("content-type").first().copied();
+        let kept = async {
+            if parsed.unparsed.is_empty() {
+                return Ok(QuarantineOutcome::default());
+            }
+            let name = provider.name();
+            (self.store)
+                .quarantine(name, &parsed.unparsed, content_type, received_at_ms)
+                .await
+        };
+        let both = async { futures_util::try_join!(events, kept) };
+        let (outcome, _) = tokio::time::timeout_at(deadline, both)
             .await
             .map_err(passed)??;
         Ok(Ingested {
-            received: events.len(),
+            received: parsed.events.len(),
             outcome,
+            quarantined: parsed.unparsed.len(),
         })
     }
 }
@@ -290,6 +315,7 @@ fn log_request(provider: &str, method: &str, result: Result<&Success, &Error>, l
                 received = ingested.received,
                 stored = ingested.outcome.stored,
                 duplicates = ingested.outcome.duplicates,
+                quarantined = ingested.quarantined,
                 latency_ms,
                 "request"
             );
@@ -320,6 +346,7 @@ fn answer(provider: &str, result: Result<&Success, &Error>) -> Response<Body> {
             let body = json!({
                 "code": 0, "message": "ok", "received": ingested.received,
                 "stored": ingested.outcome.stored, "duplicates": ingested.outcome.duplicates,
+                "quarantined": ingested.quarantined,
             });
             respond(StatusCode::OK, body.to_string())
         }
@@ -349,6 +376,7 @@ fn request_metrics(
             metrics.received = ingested.received;
             metrics.stored = ingested.outcome.stored;
             metrics.duplicates = ingested.outcome.duplicates;
+            metrics.quarantined = ingested.quarantined;
             metrics.stored_by_type = ingested.outcome.stored_by_type.clone();
         }
         Err(err) => {
@@ -447,14 +475,21 @@ mod tests {
                 ingested: Ingested {
                     received: 3,
                     outcome,
+                    quarantined: 4,
                 },
                 auth: "token",
             }),
             2.0,
         );
         assert_eq!(
-            (ok.status, ok.received, ok.stored, ok.duplicates),
-            (200, 3, 1, 2)
+            (
+                ok.status,
+                ok.received,
+                ok.stored,
+                ok.duplicates,
+                ok.quarantined
+            ),
+            (200, 3, 1, 2, 4)
         );
         let denied = request_metrics(
             "tencent",
@@ -582,6 +617,18 @@ mod tests {
                 "a control request reached the store".into(),
             ))
         }
+
+        async fn quarantine(
+            &self,
+            _: &str,
+            _: &[crate::providers::Unparsed],
+            _: Option<&str>,
+            _: i64,
+        ) -> Result<QuarantineOutcome, StoreError> {
+            Err(StoreError::Unavailable(
+                "a control request reached the store".into(),
+            ))
+        }
     }
 
     #[tokio::test]
@@ -607,9 +654,10 @@ mod tests {
             app.process(&Pinging, &post("token=wrong", b"ping")).await,
             Err(Error::Unauthorized(_))
         ));
+        // Not a control request: it goes to the store (which this one refuses).
         assert!(matches!(
             app.process(&Pinging, &post("token=s", b"event")).await,
-            Err(Error::BadRequest(_))
+            Err(Error::Storage(_))
         ));
     }
 

@@ -3,9 +3,8 @@
 use serde_json::json;
 
 use crate::auth::AuthError;
-use crate::providers::{ParseError, Unavailable};
+use crate::providers::Unavailable;
 use crate::store::StoreError;
-use crate::store::codec::KeyError;
 
 /// Why a request was not answered 200.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +24,6 @@ pub enum Error {
     /// Authentication failed.
     #[error(transparent)]
     Unauthorized(#[from] AuthError),
-    /// The body could not be turned into events.
-    #[error(transparent)]
-    BadRequest(#[from] ParseError),
-    /// An event cannot have a key in the table (too long an id, a time out of range).
-    #[error(transparent)]
-    Unstorable(#[from] KeyError),
     /// A check or handshake could not be done now (certificate fetch,
     /// subscription confirmation); the provider should retry.
     #[error(transparent)]
@@ -48,7 +41,6 @@ impl Error {
             Error::MethodNotAllowed => 405,
             Error::PayloadTooLarge(_) => 413,
             Error::Unauthorized(_) => 401,
-            Error::BadRequest(_) | Error::Unstorable(_) => 400,
             Error::Unavailable(_) => 503,
             Error::Storage(e) => e.status(),
         }
@@ -62,8 +54,6 @@ impl Error {
             Error::MethodNotAllowed => "method_not_allowed",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::Unauthorized(e) => e.code(),
-            Error::BadRequest(e) => e.code(),
-            Error::Unstorable(e) => e.code(),
             Error::Unavailable(e) => e.code,
             Error::Storage(e) => e.code(),
         }
@@ -92,7 +82,6 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
         assert_eq!(body["error"], "bad_signature");
         assert_eq!(body["code"], 401);
-        assert_eq!(Error::from(ParseError::EmptyBody).status(), 400);
         assert_eq!(Error::from(StoreError::Throttled("x".into())).status(), 503);
         let storage: serde_json::Value =
             serde_json::from_str(&Error::from(StoreError::Other("secret detail".into())).body())

@@ -2,7 +2,8 @@
 //! which CloudWatch Logs turns into metrics — no API call, no latency added.
 //!
 //! Namespace `mailhooks`. Per request, dimension `provider`: `Requests`,
-//! `EventsReceived`, `EventsStored`, `Duplicates`, `AuthFailures`, `ClientErrors`
+//! `EventsReceived`, `EventsStored`, `Duplicates`, `Quarantined` (parts of
+//! authenticated bodies kept raw because they did not normalize), `AuthFailures`, `ClientErrors`
 //! (4xx), `ServerErrors` (5xx), `StoreThrottles`, `Latency` (ms). Per stored event
 //! type, dimensions `provider` + `event_type`: `EventsStored`.
 
@@ -28,6 +29,8 @@ pub struct RequestMetrics {
     pub stored: usize,
     /// Events already stored.
     pub duplicates: usize,
+    /// Parts of the body kept raw in quarantine.
+    pub quarantined: usize,
     /// Events written now, by type.
     pub stored_by_type: BTreeMap<EventType, usize>,
     /// The request failed authentication.
@@ -55,11 +58,12 @@ const fn count(name: &'static str) -> Definition {
 }
 
 /// The metrics of the per-request line, in the order of [`RequestLine`]'s values.
-const REQUEST_DEFINITIONS: [Definition; 9] = [
+const REQUEST_DEFINITIONS: [Definition; 10] = [
     count("Requests"),
     count("EventsReceived"),
     count("EventsStored"),
     count("Duplicates"),
+    count("Quarantined"),
     count("AuthFailures"),
     count("ClientErrors"),
     count("ServerErrors"),
@@ -120,6 +124,7 @@ struct RequestLine<'a> {
     events_received: usize,
     events_stored: usize,
     duplicates: usize,
+    quarantined: usize,
     auth_failures: u8,
     client_errors: u8,
     server_errors: u8,
@@ -149,6 +154,7 @@ pub fn emf_lines(m: &RequestMetrics, timestamp_ms: i64) -> Vec<String> {
         events_received: m.received,
         events_stored: m.stored,
         duplicates: m.duplicates,
+        quarantined: m.quarantined,
         auth_failures: u8::from(m.auth_failed),
         client_errors: u8::from((400..500).contains(&m.status)),
         server_errors: u8::from(m.status >= 500),
@@ -190,6 +196,7 @@ mod tests {
             received: 3,
             stored: 2,
             duplicates: 1,
+            quarantined: 1,
             stored_by_type: BTreeMap::from([(EventType::Delivered, 1), (EventType::Opened, 1)]),
             latency_ms: 4.5,
             ..RequestMetrics::default()
@@ -213,6 +220,7 @@ mod tests {
             ),
             (Some(2.0), Some(1.0))
         );
+        assert_eq!(request["Quarantined"].as_f64(), Some(1.0));
         assert_eq!(
             (
                 request["ServerErrors"].as_f64(),

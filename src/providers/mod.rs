@@ -215,6 +215,68 @@ pub struct Signed {
     pub body: Vec<u8>,
 }
 
+/// A part of an authenticated body that did not normalize, kept raw in
+/// quarantine (never answered 4xx: a retry could not fix it, so the provider
+/// would drop it, and the batch's valid events with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unparsed {
+    /// A body this provider's [`Provider::parse`] takes holding only the part
+    /// that failed: the whole request body when the body itself fails, or the
+    /// one event as its item would keep it in `raw`.
+    pub body: Vec<u8>,
+    /// A stable machine-readable error class (the former 400 codes).
+    pub code: &'static str,
+    /// What failed, for the record and the CLI (never a secret).
+    pub message: String,
+}
+
+impl Unparsed {
+    /// The whole body failed.
+    pub fn whole(body: &[u8], error: &ParseError) -> Self {
+        Unparsed {
+            body: body.to_vec(),
+            code: error.code(),
+            message: error.to_string(),
+        }
+    }
+
+    /// One event of a batch failed; `raw` is that event alone.
+    pub fn event(raw: impl Into<Vec<u8>>, error: &ParseError) -> Self {
+        Unparsed {
+            body: raw.into(),
+            code: error.code(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// What a request's body became: the events that normalized, and the parts
+/// that did not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    /// Normalized events.
+    pub events: Vec<EmailEvent>,
+    /// Parts kept raw in quarantine.
+    pub unparsed: Vec<Unparsed>,
+}
+
+impl Parsed {
+    /// All of `body` or none of it: the events of a whole-body parse, or the
+    /// whole body unparsed.
+    pub fn whole(body: &[u8], result: Result<Vec<EmailEvent>, ParseError>) -> Self {
+        match result {
+            Ok(events) => Parsed {
+                events,
+                unparsed: Vec::new(),
+            },
+            Err(error) => Parsed {
+                events: Vec::new(),
+                unparsed: vec![Unparsed::whole(body, &error)],
+            },
+        }
+    }
+}
+
 /// The URL a scheme signs besides the body (the one entered in the ESP's
 /// console): where it is configured, and its development value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,6 +375,14 @@ pub trait Provider: Sync {
     /// Parses a request; override when the ESP puts event data in headers.
     fn parse_request(&self, request: &Inbound<'_>) -> Result<Vec<EmailEvent>, ParseError> {
         self.parse(request.body)
+    }
+
+    /// Parses an authenticated request event by event: what normalizes, and
+    /// what does not (quarantined raw). The default is all or nothing
+    /// ([`Parsed::whole`]); an ESP that batches overrides it so that one bad
+    /// event does not take the batch's valid events with it.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        Parsed::whole(request.body, self.parse_request(request))
     }
 
     /// The secret of the local run command, the sample events and the tests.

@@ -45,21 +45,32 @@ impl RawArchive {
     pub async fn put(&self, event: &EmailEvent) -> Result<ArchivedRaw, StoreError> {
         let body = gzip_raw(&event.raw).ok_or_else(|| StoreError::Other("gzip failed".into()))?;
         let key = object_key(event);
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .content_type("application/json")
-            .content_encoding("gzip")
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(store_error)?;
+        self.put_compressed(&key, "application/json", body).await?;
         Ok(ArchivedRaw {
             bucket: self.bucket.clone(),
             key,
             bytes: event.raw.len(),
         })
+    }
+
+    /// Writes gzip-compressed bytes under `key`; returns the bucket.
+    pub async fn put_compressed(
+        &self,
+        key: &str,
+        content_type: &str,
+        gz: Vec<u8>,
+    ) -> Result<&str, StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_encoding("gzip")
+            .body(ByteStream::from(gz))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(&self.bucket)
     }
 }
 

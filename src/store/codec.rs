@@ -12,7 +12,7 @@
 //! [`map_key`]; index keys that DynamoDB would refuse are left out.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 
 use aws_sdk_dynamodb::primitives::Blob;
@@ -24,6 +24,7 @@ use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::event::{BounceType, EmailEvent, EventType, format_rfc3339_ms};
+use crate::providers::{Parsed, Unparsed};
 use crate::status::{DENY_LIST, suppression_reason};
 
 /// One DynamoDB item, as the SDK takes and returns it.
@@ -538,12 +539,18 @@ pub fn gzip_raw(raw: &str) -> Option<Vec<u8>> {
 
 /// Decompresses a gzip-compressed raw payload.
 pub fn gunzip_raw(bytes: &[u8]) -> Option<String> {
-    let mut text = String::new();
-    GzDecoder::new(bytes).read_to_string(&mut text).ok()?;
-    Some(text)
+    String::from_utf8(gunzip(bytes)?).ok()
 }
 
-fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
+/// Decompresses gzip bytes.
+pub fn gunzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    GzDecoder::new(bytes).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
+/// Gzip-compresses bytes.
+pub fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::default());
     encoder.write_all(bytes).ok()?;
     encoder.finish().ok()
@@ -664,8 +671,8 @@ pub const MAX_ID_BYTES: usize = 1024;
 /// The sort key is RFC 3339, so a time past it (or before 1970) has no place in the order.
 pub const MAX_EVENT_TIME_MS: i64 = 253_402_300_799_999;
 
-/// Why an event cannot have a key in the table: answered 400, because a retry
-/// of the same event could never be stored either.
+/// Why an event cannot have a key in the table: the event is quarantined
+/// (a retry of the same event could never be stored either).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// A key field is longer than the table accepts.
@@ -697,28 +704,59 @@ impl KeyError {
 /// Checks that every event can be keyed in the table: its time fits the RFC 3339
 /// sort key and its message id and recipient fit a partition key.
 pub fn check_keys(events: &[EmailEvent]) -> Result<(), KeyError> {
-    for (index, event) in events.iter().enumerate() {
-        if !(0..=MAX_EVENT_TIME_MS).contains(&event.event_time_ms) {
-            return Err(KeyError::TimeOutOfRange { index });
-        }
-        if event.message_id.len() > MAX_ID_BYTES {
-            return Err(KeyError::TooLong {
-                index,
-                field: "message id",
-            });
-        }
-        if event
-            .recipient
-            .as_ref()
-            .is_some_and(|r| r.len() > MAX_ID_BYTES)
-        {
-            return Err(KeyError::TooLong {
-                index,
-                field: "recipient",
-            });
-        }
+    events
+        .iter()
+        .enumerate()
+        .try_for_each(|(index, event)| check_key(index, event))
+}
+
+/// [`check_keys`] for the event at `index`.
+fn check_key(index: usize, event: &EmailEvent) -> Result<(), KeyError> {
+    if !(0..=MAX_EVENT_TIME_MS).contains(&event.event_time_ms) {
+        return Err(KeyError::TimeOutOfRange { index });
+    }
+    if event.message_id.len() > MAX_ID_BYTES {
+        return Err(KeyError::TooLong {
+            index,
+            field: "message id",
+        });
+    }
+    if event
+        .recipient
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_ID_BYTES)
+    {
+        return Err(KeyError::TooLong {
+            index,
+            field: "recipient",
+        });
     }
     Ok(())
+}
+
+/// Moves every event the table cannot key from `parsed.events` to its
+/// quarantined parts, as its raw payload (once per payload: the recipients of
+/// one fanned-out event share it).
+pub fn quarantine_unkeyable(parsed: &mut Parsed) {
+    if check_keys(&parsed.events).is_ok() {
+        return;
+    }
+    let events = std::mem::take(&mut parsed.events);
+    let mut quarantined = HashSet::new();
+    for (index, event) in events.into_iter().enumerate() {
+        match check_key(index, &event) {
+            Ok(()) => parsed.events.push(event),
+            Err(error) => {
+                if quarantined.insert(event.raw.clone()) {
+                    parsed.unparsed.push(Unparsed {
+                        body: event.raw.into_bytes(),
+                        code: error.code(),
+                        message: error.to_string(),
+                    });
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1064,6 +1102,30 @@ mod tests {
                 index: 0,
                 field: "recipient"
             })
+        );
+    }
+
+    #[test]
+    fn unkeyable_events_are_quarantined_once_per_raw_payload() {
+        let at = |ms, recipient: &str| {
+            let mut e = event(format!("{{\"t\":{ms}}}"));
+            e.event_time_ms = ms;
+            e.recipient = Some(recipient.into());
+            e
+        };
+        let mut parsed = Parsed {
+            events: vec![at(1, "a@x"), at(-1, "b@x"), at(-1, "c@x"), at(2, "d@x")],
+            unparsed: Vec::new(),
+        };
+        quarantine_unkeyable(&mut parsed);
+        let kept: Vec<i64> = parsed.events.iter().map(|e| e.event_time_ms).collect();
+        assert_eq!(kept, [1, 2]);
+        assert_eq!(parsed.unparsed.len(), 1);
+        assert_eq!(parsed.unparsed[0].body, br#"{"t":-1}"#);
+        assert_eq!(parsed.unparsed[0].code, "time_out_of_range");
+        assert_eq!(
+            parsed.unparsed[0].message,
+            "event 1: event time out of range"
         );
     }
 }

@@ -11,8 +11,12 @@ use super::archive::RawArchive;
 use super::batch;
 use super::codec::{self, Item, PARTITION_KEY};
 use super::errors::store_error;
-use super::{ClaimOutcome, EventStore, PutOutcome, ReplayClaim, StoreError, replay};
+use super::quarantine::{self, NewRecord, Placement};
+use super::{
+    ClaimOutcome, EventStore, PutOutcome, QuarantineOutcome, ReplayClaim, StoreError, replay,
+};
 use crate::event::EmailEvent;
+use crate::providers::Unparsed;
 
 /// Most writes in flight for one request.
 const MAX_CONCURRENT_WRITES: usize = 16;
@@ -81,6 +85,24 @@ impl DynamoStore {
         &self.client
     }
 
+    /// Writes one quarantine record (its body in S3 first when it fits nowhere
+    /// else and an archive is configured); `true` when new.
+    async fn put_record(&self, record: NewRecord<'_>) -> Result<bool, StoreError> {
+        let (draft, placement) = quarantine::draft(&record);
+        let item = match (placement, &self.archive) {
+            (Placement::TooLarge(gz), Some(archive)) => {
+                let id = quarantine::record_id(&record.part.body);
+                let key = quarantine::object_key(record.provider, &id);
+                let bucket = archive
+                    .put_compressed(&key, "application/octet-stream", gz)
+                    .await?;
+                quarantine::with_archived_body(draft, bucket, &key)
+            }
+            (placement, _) => quarantine::with_body(draft, &record.part.body, placement),
+        };
+        quarantine::put(&self.client, &self.table, item).await
+    }
+
     async fn put_one(
         &self,
         event: &EmailEvent,
@@ -122,6 +144,37 @@ impl EventStore for DynamoStore {
         } else {
             self.put_each(events, received_at_ms).await
         }
+    }
+
+    /// One conditional `PutItem` per record, keyed by its body ([`quarantine`]).
+    async fn quarantine(
+        &self,
+        provider: &str,
+        parts: &[Unparsed],
+        content_type: Option<&str>,
+        received_at_ms: i64,
+    ) -> Result<QuarantineOutcome, StoreError> {
+        let writes: Vec<_> = parts
+            .iter()
+            .map(|part| {
+                self.put_record(NewRecord {
+                    provider,
+                    part,
+                    content_type,
+                    received_at_ms,
+                    retention_days: self.retention_days,
+                })
+            })
+            .collect();
+        let results: Vec<bool> = stream::iter(writes)
+            .buffered(MAX_CONCURRENT_WRITES)
+            .try_collect()
+            .await?;
+        let new = results.iter().filter(|new| **new).count();
+        Ok(QuarantineOutcome {
+            new,
+            duplicates: results.len() - new,
+        })
     }
 
     /// A conditional `PutItem` of the claim item in the events table ([`replay`]).

@@ -4,6 +4,7 @@
 //! - [`dynamodb`]: the [`EventStore`] implementation (conditional puts);
 //! - [`batch`]: its batch path for large requests;
 //! - [`archive`]: raw payloads too large for their item, in S3;
+//! - [`quarantine`]: the parts of authenticated requests that did not normalize, kept raw;
 //! - [`errors`]: the one classification of SDK failures (write and read side);
 //! - [`sdk`]: SDK configuration and the local emulator clients;
 //! - [`table`]: the table schema (local runs, tests, benches).
@@ -13,6 +14,7 @@ pub mod batch;
 pub mod codec;
 pub mod dynamodb;
 pub mod errors;
+pub mod quarantine;
 pub mod replay;
 pub mod sdk;
 pub mod table;
@@ -21,6 +23,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::event::{EmailEvent, EventType};
+use crate::providers::Unparsed;
 
 pub use dynamodb::DynamoStore;
 
@@ -41,6 +44,15 @@ impl PutOutcome {
         self.stored += 1;
         *self.stored_by_type.entry(event.event_type).or_default() += 1;
     }
+}
+
+/// What keeping quarantined parts did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuarantineOutcome {
+    /// Records written now.
+    pub new: usize,
+    /// Parts already quarantined (a retry of the same body).
+    pub duplicates: usize,
 }
 
 /// Why events could not be stored. Every variant answers 5xx so the provider retries.
@@ -116,6 +128,17 @@ pub trait EventStore: Send + Sync {
         events: &[EmailEvent],
         received_at_ms: i64,
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+
+    /// Keeps the parts of an authenticated request that did not normalize, raw
+    /// ([`quarantine`]); returns once all are durable. A part already kept
+    /// (the same bytes for the same provider) counts as a duplicate.
+    fn quarantine(
+        &self,
+        provider: &str,
+        parts: &[Unparsed],
+        content_type: Option<&str>,
+        received_at_ms: i64,
+    ) -> impl Future<Output = Result<QuarantineOutcome, StoreError>> + Send;
 
     /// Binds a nonce to a body, once: the first claim wins, the same claim again
     /// is [`ClaimOutcome::SameBody`], another body is [`ClaimOutcome::OtherBody`].
