@@ -6,7 +6,6 @@
 
 mod common;
 
-mod bad_input;
 mod batches;
 mod cli;
 mod direct_invocation;
@@ -21,6 +20,7 @@ mod local_cors;
 mod mailgun_replay;
 mod mandrill;
 mod ordering;
+mod quarantine;
 mod runtime_logs;
 mod s3_archive;
 mod sample_events;
