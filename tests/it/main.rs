@@ -21,6 +21,7 @@ mod mailgun_replay;
 mod mandrill;
 mod ordering;
 mod quarantine;
+mod quarantine_cli;
 mod runtime_logs;
 mod s3_archive;
 mod sample_events;
