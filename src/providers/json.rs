@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::{Parsed, Unparsed};
 use crate::event::EmailEvent;
 
 /// Why a body could not be turned into events.
@@ -72,6 +73,66 @@ pub fn validate(events: Vec<EmailEvent>) -> Result<Vec<EmailEvent>, ParseError> 
         return Err(ParseError::NoEvents);
     }
     Ok(events)
+}
+
+/// Parses a batch item by item: what `parse_item` adds for an item that
+/// parses is kept, and an item that fails becomes one [`Unparsed`] whose body
+/// is `alone(item)` (that item as a body the provider's `parse` takes), so one
+/// bad event does not take the batch's valid events with it. `parse_item` gets
+/// the item's position (for its errors) and pushes its events; what it pushed
+/// before failing is dropped. A batch that yields nothing is `body` unparsed
+/// as [`ParseError::NoEvents`], as `parse` answers it.
+pub fn each_item<'v>(
+    body: &[u8],
+    items: impl IntoIterator<Item = &'v Value>,
+    mut parse_item: impl FnMut(usize, &Value, &mut Vec<EmailEvent>) -> Result<(), ParseError>,
+    alone: impl Fn(&Value) -> Vec<u8>,
+) -> Parsed {
+    let mut parsed = Parsed::default();
+    for (index, item) in items.into_iter().enumerate() {
+        let before = parsed.events.len();
+        if let Err(error) = parse_item(index, item, &mut parsed.events) {
+            parsed.events.truncate(before);
+            parsed.unparsed.push(Unparsed::event(alone(item), &error));
+        }
+    }
+    not_empty(body, parsed)
+}
+
+/// A body that is a JSON array of events or one event, parsed event by event
+/// ([`each_item`], items alone as [`item_alone`]); a body that is not JSON, or
+/// one event that fails, is unparsed whole.
+pub fn each_event(
+    body: &[u8],
+    parse_item: impl FnMut(usize, &Value, &mut Vec<EmailEvent>) -> Result<(), ParseError>,
+) -> Parsed {
+    match parse_body(body) {
+        Ok(Value::Array(items)) => each_item(body, &items, parse_item, item_alone),
+        Ok(one) => each_item(body, [&one], parse_item, |_| body.to_vec()),
+        Err(error) => Parsed::whole(body, Err(error)),
+    }
+}
+
+/// `parsed`, unless it holds nothing: then `body` unparsed as
+/// [`ParseError::NoEvents`] (an empty batch that is not a control).
+pub fn not_empty(body: &[u8], parsed: Parsed) -> Parsed {
+    if parsed.events.is_empty() && parsed.unparsed.is_empty() {
+        Parsed::whole(body, Err(ParseError::NoEvents))
+    } else {
+        parsed
+    }
+}
+
+/// A batch item alone, as a body of a provider whose `parse` takes one event
+/// object or an array of them: the object as its event keeps it in `raw`; any
+/// other value inside a one-item array, so that `parse` meets it as an item
+/// again and fails the same way (a bare nested array would be read as a batch).
+pub fn item_alone(item: &Value) -> Vec<u8> {
+    if item.is_object() {
+        canonical(item).into_bytes()
+    } else {
+        canonical(&Value::Array(vec![item.clone()])).into_bytes()
+    }
 }
 
 /// The value as an object, or a shape error naming what was expected.

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::json::{self, ParseError};
-use super::{AuthContext, AuthScheme, Inbound, Provider, Signed};
+use super::{AuthContext, AuthScheme, Inbound, Parsed, Provider, Signed};
 use crate::auth::{AuthError, check_timestamp};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
@@ -97,6 +97,14 @@ impl Provider for SendGrid {
             single => vec![parse_event(0, &single)?],
         };
         json::validate(events)
+    }
+
+    /// Event by event: one that does not normalize is quarantined alone (as
+    /// its item would keep it in `raw`), the batch's others are stored.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        json::each_event(request.body, |index, item, out| {
+            parse_event(index, item).map(|event| out.push(event))
+        })
     }
 
     fn local_secret(&self) -> &'static str {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::json::{self, ParseError};
-use super::{Control, Inbound, Provider};
+use super::{Control, Inbound, Parsed, Provider, Unparsed};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
 /// SparkPost event webhooks.
@@ -44,38 +44,50 @@ impl Provider for SparkPost {
     /// A batch (a JSON array), or one element: the `raw` stored for each event,
     /// which re-normalization parses again.
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
-        let elements = match json::parse_body(body)? {
-            Value::Array(elements) => elements,
-            element @ Value::Object(_) => vec![element],
-            _ => {
-                return Err(ParseError::WrongShape(
-                    "a SparkPost batch must be a JSON array of {\"msys\": {...}}".into(),
-                ));
-            }
-        };
+        let elements = read_elements(body)?;
         let mut events = Vec::with_capacity(elements.len());
         for (index, element) in elements.iter().enumerate() {
-            let msys =
-                json::as_object(element, "a SparkPost batch element").and_then(|e| {
-                    match e.get("msys") {
-                        Some(msys) => json::as_object(msys, "\"msys\""),
-                        None => Err(ParseError::MissingField {
-                            index,
-                            field: "msys",
-                        }),
-                    }
-                })?;
-            let single_class = msys.len() == 1;
+            let msys = element_msys(index, element)?;
             for (class, event) in msys {
-                let raw = if single_class {
-                    json::canonical(element)
-                } else {
-                    json::canonical(&only_class(element, class, event))
-                };
+                let raw = class_raw(element, msys, class, event);
                 events.push(parse_event(index, class, event, raw)?);
             }
         }
         json::validate(events)
+    }
+
+    /// Event by event: an element that is not `{"msys": {...}}` is quarantined
+    /// alone, and so is each event of an element that does not normalize (as
+    /// its `raw`: the element with that event's class only); the batch's
+    /// others are stored.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        let elements = match read_elements(request.body) {
+            Ok(elements) => elements,
+            Err(error) => return Parsed::whole(request.body, Err(error)),
+        };
+        let mut parsed = Parsed::default();
+        for (index, element) in elements.iter().enumerate() {
+            let msys = match element_msys(index, element) {
+                Ok(msys) => msys,
+                Err(error) => {
+                    let alone = json::item_alone(element);
+                    parsed.unparsed.push(Unparsed::event(alone, &error));
+                    continue;
+                }
+            };
+            for (class, event) in msys {
+                let raw = class_raw(element, msys, class, event);
+                match parse_event(index, class, event, raw) {
+                    Ok(event) => parsed.events.push(event),
+                    // The raw moved into the failed parse: made again for this one.
+                    Err(error) => parsed.unparsed.push(Unparsed::event(
+                        class_raw(element, msys, class, event),
+                        &error,
+                    )),
+                }
+            }
+        }
+        json::not_empty(request.body, parsed)
     }
 
     fn local_secret(&self) -> &'static str {
@@ -113,6 +125,39 @@ struct PingElement {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EmptyObject {}
+
+/// A body's batch elements: a JSON array of them, or one element (a stored `raw`).
+fn read_elements(body: &[u8]) -> Result<Vec<Value>, ParseError> {
+    match json::parse_body(body)? {
+        Value::Array(elements) => Ok(elements),
+        element @ Value::Object(_) => Ok(vec![element]),
+        _ => Err(ParseError::WrongShape(
+            "a SparkPost batch must be a JSON array of {\"msys\": {...}}".into(),
+        )),
+    }
+}
+
+/// An element's `msys` object, whose members are its events by class.
+fn element_msys(index: usize, element: &Value) -> Result<&Map<String, Value>, ParseError> {
+    let element = json::as_object(element, "a SparkPost batch element")?;
+    match element.get("msys") {
+        Some(msys) => json::as_object(msys, "\"msys\""),
+        None => Err(ParseError::MissingField {
+            index,
+            field: "msys",
+        }),
+    }
+}
+
+/// What the event of `class` keeps as `raw`: its element, narrowed to that
+/// class when the element holds several.
+fn class_raw(element: &Value, msys: &Map<String, Value>, class: &str, event: &Value) -> String {
+    if msys.len() == 1 {
+        json::canonical(element)
+    } else {
+        json::canonical(&only_class(element, class, event))
+    }
+}
 
 /// An element reduced to one of several event classes in its `msys`, so that
 /// each event's `raw` holds only itself.

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use tracing::warn;
 
 use super::json::{self, ParseError};
-use super::{Provider, mime_words};
+use super::{Inbound, Parsed, Provider, mime_words};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 use crate::log_value::bounded;
 
@@ -34,6 +34,14 @@ impl Provider for Tencent {
             single => vec![parse_event(0, &single)?],
         };
         json::validate(events)
+    }
+
+    /// Event by event: one that does not normalize is quarantined alone (as
+    /// its item would keep it in `raw`), the batch's others are stored.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        json::each_event(request.body, |index, item, out| {
+            parse_event(index, item).map(|event| out.push(event))
+        })
     }
 
     fn local_secret(&self) -> &'static str {
