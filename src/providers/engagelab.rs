@@ -1230,4 +1230,21 @@ mod tests {
             })
         );
     }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &EngageLab,
+            items: batch_check::fixture_items("engagelab", &["delivered", "target_multi", "open"]),
+            body: batch_check::array,
+            broken: 1,
+            damage: |e| remove(e, "itime"),
+            code: "missing_field",
+            repair: |v, item| v["itime"] = item["itime"].clone(),
+        }
+        .check();
+    }
 }

@@ -632,4 +632,21 @@ mod tests {
             }
         }
     }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &Mailjet,
+            items: batch_check::fixture_items("mailjet", &["batch_sent", "open", "bounce"]),
+            body: batch_check::array,
+            broken: 2,
+            damage: |e| remove(e, "MessageID"),
+            code: "missing_field",
+            repair: |v, item| v["MessageID"] = item["MessageID"].clone(),
+        }
+        .check();
+    }
 }

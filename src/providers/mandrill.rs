@@ -1299,4 +1299,49 @@ mod tests {
         assert_eq!(events[999].message_id, "id-999");
         assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
     }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &Mandrill,
+            items: batch_check::fixture_items("mandrill", &["example_batch_all"]),
+            body: form,
+            broken: 4,
+            damage: |e| remove(e, "ts"),
+            code: "missing_field",
+            repair: |v, item| v["ts"] = item["ts"].clone(),
+        }
+        .check();
+    }
+
+    /// A batch as Mandrill posts it: the array form-encoded as `mandrill_events`.
+    fn form(items: &[Value]) -> Vec<u8> {
+        let events = serde_json::to_vec(items).unwrap();
+        let encoded: String = form_urlencoded::byte_serialize(&events).collect();
+        format!("mandrill_events={encoded}").into_bytes()
+    }
+
+    /// A request's events come only from the signed `mandrill_events` field,
+    /// event by event too: a body of bare JSON events (which `parse` takes as
+    /// stored raw) is quarantined whole, none of it stored.
+    #[test]
+    fn parse_each_reads_only_the_signed_field() {
+        let body = fixture("example_batch_all.json");
+        let parsed = Mandrill.parse_each(&Inbound {
+            headers: &[],
+            query: &[],
+            body: &body,
+        });
+        assert!(parsed.events.is_empty());
+        let [unparsed] = parsed.unparsed.as_slice() else {
+            panic!("{:?}", parsed.unparsed);
+        };
+        assert_eq!(
+            (unparsed.code, unparsed.body.as_slice()),
+            ("wrong_shape", &body[..])
+        );
+    }
 }

@@ -901,4 +901,21 @@ mod tests {
             assert_eq!(e.metadata.get(TEST_TAG).map(String::as_str), Some("run-1"));
         }
     }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &SendGrid,
+            items: batch_check::fixture_items("sendgrid", &["batch_all_events"]),
+            body: batch_check::array,
+            broken: 3,
+            damage: |e| remove(e, "event"),
+            code: "missing_field",
+            repair: |v, item| v["event"] = item["event"].clone(),
+        }
+        .check();
+    }
 }

@@ -706,4 +706,60 @@ mod tests {
             );
         }
     }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &SparkPost,
+            items: batch_check::fixture_items("sparkpost", &["delivered", "bounce", "click"]),
+            body: batch_check::array,
+            broken: 1,
+            damage: |e| remove(&mut e["msys"]["message_event"], "type"),
+            code: "missing_field",
+            repair: |v, item| {
+                v["msys"]["message_event"]["type"] = item["msys"]["message_event"]["type"].clone();
+            },
+        }
+        .check();
+    }
+
+    /// An element holding two events, one of them broken: the other is stored,
+    /// and the broken one is quarantined as its own `raw` (the element with
+    /// its class only), which parses once repaired.
+    #[test]
+    fn one_bad_event_of_an_element_with_two_is_quarantined_alone() {
+        use serde_json::json;
+        let track = json!({"type": "click", "timestamp": "1700000001"});
+        let body = serde_json::to_vec(&json!([{"cust": 1, "msys": {
+            "message_event": {"type": "delivery", "transmission_id": "t1", "timestamp": "1700000000"},
+            "track_event": track,
+        }}]))
+        .unwrap();
+        assert_eq!(SparkPost.parse(&body).unwrap_err().code(), "missing_field");
+        let parsed = SparkPost.parse_each(&Inbound {
+            headers: &[],
+            query: &[],
+            body: &body,
+        });
+        let [stored] = parsed.events.as_slice() else {
+            panic!("{:?}", parsed.events);
+        };
+        assert_eq!(stored.message_id, "t1");
+        let [unparsed] = parsed.unparsed.as_slice() else {
+            panic!("{:?}", parsed.unparsed);
+        };
+        assert_eq!(unparsed.code, "missing_field");
+        let mut alone: Value = serde_json::from_slice(&unparsed.body).unwrap();
+        assert_eq!(alone, json!({"cust": 1, "msys": {"track_event": track}}));
+        assert_eq!(
+            SparkPost.parse(&unparsed.body).unwrap_err().code(),
+            "missing_field"
+        );
+        alone["msys"]["track_event"]["event_id"] = json!("e2");
+        let repaired = SparkPost.parse(alone.to_string().as_bytes()).unwrap();
+        assert_eq!(repaired[0].message_id, "e2");
+    }
 }

@@ -419,4 +419,21 @@ mod tests {
             .unwrap()[0];
         assert_eq!(e.message_id, "m-1@x.com");
     }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &Tencent,
+            items: batch_check::fixture_items("tencent", &["delivered", "open", "bounce", "click"]),
+            body: batch_check::array,
+            broken: 2,
+            damage: |e| remove(e, "timestamp"),
+            code: "missing_field",
+            repair: |v, item| v["timestamp"] = item["timestamp"].clone(),
+        }
+        .check();
+    }
 }

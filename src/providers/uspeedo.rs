@@ -387,4 +387,25 @@ mod tests {
             .unwrap();
         assert_eq!(single[0].event_time_ms, 1_234_567_890_000);
     }
+
+    /// One item of a push that does not normalize is quarantined alone, in an
+    /// envelope of its own; the push's others are stored exactly as from the
+    /// valid push.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        let envelope = batch_check::fixture_items("uspeedo", &["batch"]).remove(0);
+        OneBroken {
+            provider: &Uspeedo,
+            items: envelope["Data"].as_array().unwrap().clone(),
+            body: |items| {
+                serde_json::to_vec(&serde_json::json!({"MsgType": 2, "Data": items})).unwrap()
+            },
+            broken: 1,
+            damage: |e| remove(e, "MsgId"),
+            code: "missing_field",
+            repair: |v, item| v["Data"][0]["MsgId"] = item["MsgId"].clone(),
+        }
+        .check();
+    }
 }
