@@ -21,6 +21,7 @@ mod local_cors;
 mod mailgun_replay;
 mod mandrill;
 mod ordering;
+mod partial_batches;
 mod runtime_logs;
 mod s3_archive;
 mod sample_events;
