@@ -88,8 +88,12 @@ pub fn each_item<'v>(
     mut parse_item: impl FnMut(usize, &Value, &mut Vec<EmailEvent>) -> Result<(), ParseError>,
     alone: impl Fn(&Value) -> Vec<u8>,
 ) -> Parsed {
-    let mut parsed = Parsed::default();
-    for (index, item) in items.into_iter().enumerate() {
+    let items = items.into_iter();
+    let mut parsed = Parsed {
+        events: Vec::with_capacity(items.size_hint().0),
+        unparsed: Vec::new(),
+    };
+    for (index, item) in items.enumerate() {
         let before = parsed.events.len();
         if let Err(error) = parse_item(index, item, &mut parsed.events) {
             parsed.events.truncate(before);

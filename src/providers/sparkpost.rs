@@ -65,7 +65,10 @@ impl Provider for SparkPost {
             Ok(elements) => elements,
             Err(error) => return Parsed::whole(request.body, Err(error)),
         };
-        let mut parsed = Parsed::default();
+        let mut parsed = Parsed {
+            events: Vec::with_capacity(elements.len()),
+            unparsed: Vec::new(),
+        };
         for (index, element) in elements.iter().enumerate() {
             let msys = match element_msys(index, element) {
                 Ok(msys) => msys,

@@ -194,3 +194,79 @@ async fn each_batching_provider_stores_the_valid_events_and_quarantines_the_brok
         one_broken_event_is_quarantined_alone(case).await;
     }
 }
+
+/// Every file below `dir` (relative to the crate), sorted; none when it is absent.
+fn files_under(dir: &str) -> Vec<(String, Vec<u8>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut paths = Vec::new();
+    let mut pending = vec![root];
+    while let Some(path) = pending.pop() {
+        match std::fs::read_dir(&path) {
+            Ok(entries) => pending.extend(entries.map(|e| e.unwrap().path())),
+            Err(_) => paths.push(path),
+        }
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| Some((p.display().to_string(), std::fs::read(&p).ok()?)))
+        .collect()
+}
+
+/// The bodies every provider's `parse_each` is held to `parse_request` on: every
+/// fixture and fuzz regression, and each batch fixture with one item replaced by
+/// a value no provider reads as an event.
+fn bodies() -> Vec<(String, Vec<u8>)> {
+    let mut bodies = files_under("tests/fixtures");
+    bodies.extend(files_under("fuzz/regressions"));
+    let batches: Vec<_> = bodies
+        .iter()
+        .filter_map(|(name, body)| match serde_json::from_slice(body) {
+            Ok(Value::Array(items)) if items.len() > 1 => Some((name.clone(), items)),
+            _ => None,
+        })
+        .collect();
+    for (name, items) in batches {
+        for odd in [json!(5), json!([]), json!([{}]), json!({})] {
+            let mut items = items.clone();
+            items[1] = odd.clone();
+            bodies.push((format!("{name} with {odd}"), array(&items)));
+        }
+    }
+    bodies
+}
+
+/// What `parse_each` stores is what `parse_request` stores when the body
+/// normalizes whole; when it does not, something is quarantined, and an event
+/// quarantined alone fails `parse` with its recorded class.
+#[test]
+fn parse_each_agrees_with_parse_request_on_every_known_body() {
+    let bodies = bodies();
+    let mut split = 0;
+    for provider in mailhooks::providers::ALL {
+        let name = provider.name();
+        for (file, body) in &bodies {
+            let request = mailhooks::providers::Inbound {
+                headers: &[],
+                query: &[],
+                body,
+            };
+            let each = provider.parse_each(&request);
+            match provider.parse_request(&request) {
+                Ok(events) => {
+                    assert_eq!(each.events, events, "{name} {file}");
+                    assert_eq!(each.unparsed, [], "{name} {file}");
+                }
+                Err(error) => {
+                    assert!(!each.unparsed.is_empty(), "{name} {file}: {error}");
+                    for part in each.unparsed.iter().filter(|u| &u.body != body) {
+                        split += 1;
+                        let again = provider.parse(&part.body).unwrap_err();
+                        assert_eq!(again.code(), part.code, "{name} {file}: {again}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(split > 0, "no body was split into events");
+}
