@@ -20,6 +20,7 @@ mod local_cors;
 mod mailgun_replay;
 mod mandrill;
 mod ordering;
+mod partial_batches;
 mod quarantine;
 mod quarantine_cli;
 mod runtime_logs;
