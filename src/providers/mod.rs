@@ -228,6 +228,29 @@ pub struct Unparsed {
     pub code: &'static str,
     /// What failed, for the record and the CLI (never a secret).
     pub message: String,
+    /// Whether `body` is the whole request or one event of it.
+    pub scope: PartScope,
+}
+
+/// What an [`Unparsed`] body is, which decides how a replay reads it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartScope {
+    /// The whole request body, read again as a request ([`Provider::parse_each`]
+    /// with the request's `Content-Type`).
+    Request,
+    /// One event alone, as its item would keep it in `raw`, read again with
+    /// [`Provider::parse`] (as re-normalization reads `raw`).
+    Event,
+}
+
+impl PartScope {
+    /// The name stored in a quarantine record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartScope::Request => "request",
+            PartScope::Event => "event",
+        }
+    }
 }
 
 impl Unparsed {
@@ -237,6 +260,7 @@ impl Unparsed {
             body: body.to_vec(),
             code: error.code(),
             message: error.to_string(),
+            scope: PartScope::Request,
         }
     }
 
@@ -246,6 +270,7 @@ impl Unparsed {
             body: raw.into(),
             code: error.code(),
             message: error.to_string(),
+            scope: PartScope::Event,
         }
     }
 }

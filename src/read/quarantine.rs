@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{EventsTable, QueryError};
-use crate::providers::{self, Inbound, Parsed, Provider};
+use crate::providers::{self, Inbound, Parsed, PartScope, Provider};
 use crate::store::codec::{self, PARTITION_KEY, SORT_KEY};
 use crate::store::quarantine::{
     self, RESOLVED_AT, RESOLVED_INTO, SORT_PREFIX, StoredBody, StoredRecord,
@@ -345,9 +345,18 @@ fn provider(name: &str) -> Result<&'static dyn Provider, QueryError> {
     })
 }
 
-/// Today's parse of a record's body, as the handler would do it (the kept
-/// `Content-Type` is the one header a parser may look at).
+/// Today's parse of a record's body: a whole request as the handler would
+/// read it (the kept `Content-Type` is the one header a parser may look at),
+/// one event as re-normalization reads `raw`.
 fn parse_again(provider: &dyn Provider, record: &StoredRecord, body: &[u8]) -> Parsed {
+    if record.scope == PartScope::Event {
+        let mut parsed = Parsed::whole(body, provider.parse(body));
+        for part in &mut parsed.unparsed {
+            part.scope = PartScope::Event;
+        }
+        codec::quarantine_unkeyable(&mut parsed);
+        return parsed;
+    }
     let headers: Vec<(String, String)> = record
         .content_type
         .iter()
@@ -389,6 +398,7 @@ mod tests {
             error_code: "invalid_json".into(),
             error: "invalid JSON".into(),
             content_type: Some("application/json".into()),
+            scope: PartScope::Request,
             body_bytes: 1,
             body: StoredBody::Inline(b"{".to_vec()),
             expires_at,
@@ -409,6 +419,23 @@ mod tests {
             retention_days(&record("2023-11-14T22:13:20.000Z", None)),
             None
         );
+    }
+
+    #[test]
+    fn an_event_part_is_read_again_as_raw_not_as_a_request() {
+        // Mandrill requests are forms; one event of one is bare JSON.
+        let mandrill = providers::by_name("mandrill").unwrap();
+        let mut part = record("2023-11-14T22:13:20.000Z", None);
+        part.scope = PartScope::Event;
+        let event = br#"{"event":"send","ts":1700000000,"_id":"m-1","msg":{"email":"a@b.c","ts":1700000000}}"#;
+        let again = parse_again(mandrill, &part, event);
+        assert_eq!(
+            (again.events.len(), again.unparsed.len()),
+            (1, 0),
+            "{again:?}"
+        );
+        part.scope = PartScope::Request;
+        assert_eq!(parse_again(mandrill, &part, event).events.len(), 0);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::event::{BounceType, EmailEvent, EventType, format_rfc3339_ms};
-use crate::providers::{Parsed, Unparsed};
+use crate::providers::{Parsed, PartScope, Unparsed};
 use crate::status::{DENY_LIST, suppression_reason};
 
 /// One DynamoDB item, as the SDK takes and returns it.
@@ -752,6 +752,7 @@ pub fn quarantine_unkeyable(parsed: &mut Parsed) {
                         body: event.raw.into_bytes(),
                         code: error.code(),
                         message: error.to_string(),
+                        scope: PartScope::Event,
                     });
                 }
             }

@@ -30,7 +30,7 @@ use super::codec::{
 };
 use super::errors::store_error;
 use crate::event::format_rfc3339_ms;
-use crate::providers::Unparsed;
+use crate::providers::{PartScope, Unparsed};
 
 /// First part of every record's partition key.
 pub const PARTITION_PREFIX: &str = "quarantine#";
@@ -48,8 +48,10 @@ pub const BODY_TRUNCATED: &str = "body_truncated";
 pub const BODY_S3_BUCKET: &str = "body_s3_bucket";
 /// Object key of a body archived in S3.
 pub const BODY_S3_KEY: &str = "body_s3_key";
-/// The request's `Content-Type` (Mandrill's form is told from JSON by it).
+/// The request's `Content-Type`, kept with a whole request body.
 pub const CONTENT_TYPE: &str = "content_type";
+/// What the body is: `request` (the whole body) or `event` (one event of it).
+pub const PART: &str = "part";
 /// The stable error class.
 pub const ERROR_CODE: &str = "error_code";
 /// What failed.
@@ -140,7 +142,9 @@ pub fn draft(record: &NewRecord<'_>) -> (Item, Placement) {
         BODY_BYTES.into(),
         AttributeValue::N(record.part.body.len().to_string()),
     );
-    if let Some(content_type) = record.content_type.filter(|c| !c.is_empty()) {
+    item.insert(PART.into(), s(record.part.scope.as_str().to_owned()));
+    let whole = record.part.scope == PartScope::Request;
+    if let Some(content_type) = record.content_type.filter(|c| whole && !c.is_empty()) {
         item.insert(
             CONTENT_TYPE.into(),
             s(content_type.chars().take(MAX_CONTENT_TYPE_CHARS).collect()),
@@ -246,8 +250,10 @@ pub struct StoredRecord {
     pub error_code: String,
     /// What failed.
     pub error: String,
-    /// The request's `Content-Type`, if kept.
+    /// The request's `Content-Type`, if kept (whole request bodies only).
     pub content_type: Option<String>,
+    /// Whether the body is the whole request or one event of it.
+    pub scope: PartScope,
     /// Size of the body as sent.
     pub body_bytes: u64,
     /// The body, or where it is.
@@ -297,6 +303,10 @@ pub fn decode(item: &Item) -> Option<StoredRecord> {
         error_code: text(ERROR_CODE).unwrap_or_default(),
         error: text(ERROR).unwrap_or_default(),
         content_type: text(CONTENT_TYPE),
+        scope: match text(PART).as_deref() {
+            Some("event") => PartScope::Event,
+            _ => PartScope::Request,
+        },
         body_bytes: number(BODY_BYTES)
             .and_then(|n| u64::try_from(n).ok())
             .unwrap_or(0),
@@ -345,10 +355,21 @@ mod tests {
         assert_eq!(stored.received_at, "2023-11-14T22:13:20.000Z");
         assert_eq!(stored.expires_at, Some(1_700_000_000 + 30 * 86_400));
         assert_eq!(stored.content_type.as_deref(), Some("application/json"));
+        assert_eq!(stored.scope, PartScope::Request);
         for absent in [codec::RECIPIENT, codec::SUPPRESSION, codec::PROVIDER] {
             assert!(!item.contains_key(absent), "{absent}");
         }
         assert!(!is_event_item(&item));
+    }
+
+    #[test]
+    fn an_event_part_keeps_no_content_type_and_reads_back_as_an_event() {
+        let part = Unparsed::event(b"{}".to_vec(), &ParseError::NoEvents);
+        let stored = decode(&finished(&part)).unwrap();
+        assert_eq!(
+            (stored.scope, stored.content_type),
+            (PartScope::Event, None)
+        );
     }
 
     #[test]
