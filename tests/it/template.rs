@@ -1368,6 +1368,15 @@ fn dashboard_url_output_opens_the_dashboard() {
         scalar(&doc, &["Outputs", "DashboardUrl", "Value"]),
         Some(expected.as_str())
     );
+    // Optional (a dashboard past the account's free three costs $3 a month), on by default.
+    let (_, body) = resource(&doc, "AWS::CloudWatch::Dashboard");
+    let condition = scalar(&body, &["Condition"]).expect("the dashboard's condition");
+    assert_eq!(
+        scalar(&doc, &["Outputs", "DashboardUrl", "Condition"]),
+        Some(condition)
+    );
+    assert!(Deployment::new(&doc, &[]).condition(condition));
+    assert!(!Deployment::new(&doc, &[("CreateDashboard", "false")]).condition(condition));
 }
 
 // ---------------------------------------------------------------------------
