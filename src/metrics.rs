@@ -1,20 +1,40 @@
 //! CloudWatch Embedded Metric Format (EMF): one JSON line per request on stdout,
 //! which CloudWatch Logs turns into metrics — no API call, no latency added.
 //!
-//! Namespace `mailhooks`. Per request, dimension `provider`: `Requests`,
-//! `EventsReceived`, `EventsStored`, `Duplicates`, `Quarantined` (parts of
-//! authenticated bodies kept raw because they did not normalize), `AuthFailures`, `ClientErrors`
-//! (4xx), `ServerErrors` (5xx), `StoreThrottles`, `Latency` (ms). Per stored event
-//! type, dimensions `provider` + `event_type`: `EventsStored`.
+//! Namespace `mailhooks`, one dimension, `function` (the Lambda function's name,
+//! so that two stacks in one account never share a series): `EventsStored`,
+//! `Quarantined` (parts of authenticated bodies kept raw because they did not
+//! normalize), `AuthFailures` and `ServerErrors` (5xx). Four metrics whatever the
+//! number of providers, at $0.30 each a month (docs/cost.md): the provider and the
+//! event types are plain members of the same line (`provider`, `stored_by_type`),
+//! which CloudWatch Logs Insights reads per query instead of per month.
+//! Requests, 4xx, latency and throttles come free from the front door's, Lambda's
+//! and DynamoDB's own metrics.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 use crate::event::EventType;
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "mailhooks";
+
+/// The one dimension of every metric: the function's name.
+pub const DIMENSION: &str = "function";
+
+/// The variable in which Lambda names the running function.
+const FUNCTION_NAME_ENV: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// The `function` dimension's value outside Lambda (the local server, tests).
+const LOCAL_FUNCTION: &str = "local";
+
+/// The running function's name, read once: Lambda sets it before the process starts.
+static FUNCTION_NAME: LazyLock<String> = LazyLock::new(|| {
+    std::env::var(FUNCTION_NAME_ENV).unwrap_or_else(|_| LOCAL_FUNCTION.to_owned())
+});
 
 /// What one request did, as counted for metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,24 +77,16 @@ const fn count(name: &'static str) -> Definition {
     }
 }
 
-/// The metrics of the per-request line, in the order of [`RequestLine`]'s values.
-const REQUEST_DEFINITIONS: [Definition; 10] = [
-    count("Requests"),
-    count("EventsReceived"),
+/// The metrics of the line, in the order of [`RequestLine`]'s values.
+const DEFINITIONS: [Definition; 4] = [
     count("EventsStored"),
-    count("Duplicates"),
     count("Quarantined"),
     count("AuthFailures"),
-    count("ClientErrors"),
     count("ServerErrors"),
-    count("StoreThrottles"),
-    Definition {
-        name: "Latency",
-        unit: "Milliseconds",
-    },
 ];
 
-const BY_TYPE_DEFINITIONS: [Definition; 1] = [count("EventsStored")];
+/// The dimension sets of the line: the function alone.
+const DIMENSIONS: [&[&str]; 1] = [&[DIMENSION]];
 
 /// The `_aws` member: when, and which members are metrics under which dimensions.
 #[derive(Serialize)]
@@ -90,93 +102,70 @@ struct Directive {
     #[serde(rename = "Namespace")]
     namespace: &'static str,
     #[serde(rename = "Dimensions")]
-    dimensions: [&'static [&'static str]; 1],
+    dimensions: &'static [&'static [&'static str]],
     #[serde(rename = "Metrics")]
     metrics: &'static [Definition],
 }
 
-impl Envelope {
-    fn new(
-        timestamp: i64,
-        dimensions: &'static [&'static str],
-        metrics: &'static [Definition],
-    ) -> Self {
-        Envelope {
-            timestamp,
-            directives: [Directive {
-                namespace: NAMESPACE,
-                dimensions: [dimensions],
-                metrics,
-            }],
+/// Events stored by type, as `{"delivered": 2, ...}`.
+struct ByType<'a>(&'a BTreeMap<EventType, usize>);
+
+impl Serialize for ByType<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (event_type, count) in self.0 {
+            map.serialize_entry(event_type.as_str(), count)?;
         }
+        map.end()
     }
 }
 
-/// The per-request line (dimension `provider`).
+/// The per-request line: four metrics, and what Logs Insights groups them by.
 #[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
 struct RequestLine<'a> {
     #[serde(rename = "_aws")]
     aws: Envelope,
-    #[serde(rename = "provider")]
+    function: &'a str,
     provider: &'a str,
-    requests: u8,
-    events_received: usize,
-    events_stored: usize,
-    duplicates: usize,
-    quarantined: usize,
-    auth_failures: u8,
-    client_errors: u8,
-    server_errors: u8,
-    store_throttles: u8,
-    latency: f64,
-}
-
-/// One line per stored event type (dimensions `provider` + `event_type`).
-#[derive(Serialize)]
-struct ByTypeLine<'a> {
-    #[serde(rename = "_aws")]
-    aws: Envelope,
-    provider: &'a str,
-    event_type: &'static str,
     #[serde(rename = "EventsStored")]
     events_stored: usize,
+    #[serde(rename = "Quarantined")]
+    quarantined: usize,
+    #[serde(rename = "AuthFailures")]
+    auth_failures: u8,
+    #[serde(rename = "ServerErrors")]
+    server_errors: u8,
+    /// Not a metric: a dimension per type would be a metric per type and provider.
+    #[serde(skip_serializing_if = "is_empty")]
+    stored_by_type: ByType<'a>,
 }
 
-/// The EMF lines for one request, stamped `timestamp_ms`.
+fn is_empty(by_type: &ByType<'_>) -> bool {
+    by_type.0.is_empty()
+}
+
+/// The EMF lines for one request, stamped `timestamp_ms`: one line.
 pub fn emf_lines(m: &RequestMetrics, timestamp_ms: i64) -> Vec<String> {
     // Typed lines serialized straight to text: building `serde_json::Value` trees
     // cost ~7 µs per request (benches/cpu.rs), more than normalizing an event.
-    let request = RequestLine {
-        aws: Envelope::new(timestamp_ms, &["provider"], &REQUEST_DEFINITIONS),
+    let line = RequestLine {
+        aws: Envelope {
+            timestamp: timestamp_ms,
+            directives: [Directive {
+                namespace: NAMESPACE,
+                dimensions: &DIMENSIONS,
+                metrics: &DEFINITIONS,
+            }],
+        },
+        function: &FUNCTION_NAME,
         provider: &m.provider,
-        requests: 1,
-        events_received: m.received,
         events_stored: m.stored,
-        duplicates: m.duplicates,
         quarantined: m.quarantined,
         auth_failures: u8::from(m.auth_failed),
-        client_errors: u8::from((400..500).contains(&m.status)),
         server_errors: u8::from(m.status >= 500),
-        store_throttles: u8::from(m.throttled),
-        latency: m.latency_ms,
+        stored_by_type: ByType(&m.stored_by_type),
     };
-    let mut lines = Vec::with_capacity(1 + m.stored_by_type.len());
-    lines.push(serde_json::to_string(&request).unwrap_or_default());
-    for (event_type, count) in &m.stored_by_type {
-        let line = ByTypeLine {
-            aws: Envelope::new(
-                timestamp_ms,
-                &["provider", "event_type"],
-                &BY_TYPE_DEFINITIONS,
-            ),
-            provider: &m.provider,
-            event_type: event_type.as_str(),
-            events_stored: *count,
-        };
-        lines.push(serde_json::to_string(&line).unwrap_or_default());
-    }
-    lines
+    vec![serde_json::to_string(&line).unwrap_or_default()]
 }
 
 #[cfg(test)]
@@ -188,8 +177,9 @@ mod tests {
         serde_json::from_str(line).unwrap()
     }
 
+    /// The whole line, byte for byte: its size is paid per request in log ingestion.
     #[test]
-    fn a_stored_request_counts_events_by_provider_and_type() {
+    fn a_stored_request_is_one_line_of_four_metrics_and_its_event_types() {
         let m = RequestMetrics {
             provider: "uspeedo".into(),
             status: 200,
@@ -202,56 +192,30 @@ mod tests {
             ..RequestMetrics::default()
         };
         let lines = emf_lines(&m, 1_700_000_000_000);
-        assert_eq!(lines.len(), 3);
-        let request = parse(&lines[0]);
-        assert_eq!(
-            request["_aws"]["CloudWatchMetrics"][0]["Namespace"],
-            "mailhooks"
-        );
-        assert_eq!(
-            request["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["provider"]])
-        );
-        assert_eq!(request["_aws"]["Timestamp"], 1_700_000_000_000i64);
-        assert_eq!(
-            (
-                request["EventsStored"].as_f64(),
-                request["Duplicates"].as_f64()
+        assert_eq!(lines.len(), 1);
+        let expected = format!(
+            concat!(
+                r#"{{"_aws":{{"Timestamp":1700000000000,"CloudWatchMetrics":[{{"Namespace":"mailhooks","#,
+                r#""Dimensions":[["function"]],"Metrics":[{{"Name":"EventsStored","Unit":"Count"}},"#,
+                r#"{{"Name":"Quarantined","Unit":"Count"}},{{"Name":"AuthFailures","Unit":"Count"}},"#,
+                r#"{{"Name":"ServerErrors","Unit":"Count"}}]}}]}},"function":"{}","provider":"uspeedo","#,
+                r#""EventsStored":2,"Quarantined":1,"AuthFailures":0,"ServerErrors":0,"#,
+                r#""stored_by_type":{{"delivered":1,"opened":1}}}}"#
             ),
-            (Some(2.0), Some(1.0))
+            *FUNCTION_NAME
         );
-        assert_eq!(request["Quarantined"].as_f64(), Some(1.0));
-        assert_eq!(
-            (
-                request["ServerErrors"].as_f64(),
-                request["Latency"].as_f64()
-            ),
-            (Some(0.0), Some(4.5))
-        );
-        let names: Vec<&str> = request["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["Name"].as_str().unwrap())
-            .collect();
-        for name in names {
-            assert!(
-                request.get(name).is_some(),
-                "every declared metric has a value: {name}"
-            );
+        assert_eq!(lines[0], expected);
+
+        let line = parse(&lines[0]);
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        for definition in directive["Metrics"].as_array().unwrap() {
+            let name = definition["Name"].as_str().unwrap();
+            assert!(line[name].is_number(), "declared metric {name} has a value");
         }
-        let by_type = parse(&lines[1]);
-        assert_eq!(
-            by_type["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["provider", "event_type"]])
-        );
-        assert_eq!(
-            (
-                by_type["event_type"].as_str(),
-                by_type["EventsStored"].as_u64()
-            ),
-            (Some("delivered"), Some(1))
-        );
+        for dimension in directive["Dimensions"][0].as_array().unwrap() {
+            let name = dimension.as_str().unwrap();
+            assert!(line[name].is_string(), "dimension {name} has a value");
+        }
     }
 
     #[test]
@@ -264,9 +228,10 @@ mod tests {
         };
         let line = parse(&emf_lines(&auth, 0)[0]);
         assert_eq!(
-            (line["AuthFailures"].as_f64(), line["ClientErrors"].as_f64()),
-            (Some(1.0), Some(1.0))
+            (line["AuthFailures"].as_u64(), line["ServerErrors"].as_u64()),
+            (Some(1), Some(0))
         );
+        assert_eq!(line.get("stored_by_type"), None, "nothing stored, no types");
         let throttled = RequestMetrics {
             provider: "tencent".into(),
             status: 503,
@@ -275,12 +240,9 @@ mod tests {
         };
         let line = parse(&emf_lines(&throttled, 0)[0]);
         assert_eq!(
-            (
-                line["ServerErrors"].as_f64(),
-                line["StoreThrottles"].as_f64()
-            ),
-            (Some(1.0), Some(1.0))
+            (line["ServerErrors"].as_u64(), line["AuthFailures"].as_u64()),
+            (Some(1), Some(0))
         );
-        assert_eq!(emf_lines(&throttled, 0).len(), 1);
+        assert_eq!(line["provider"], json!("tencent"));
     }
 }

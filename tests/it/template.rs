@@ -1,9 +1,12 @@
 //! `template.yaml` must declare what the code expects: the table's keys, index
 //! and TTL attribute, the environment the configuration reads, the one
-//! permission the store uses and routes the router accepts; its dashboard and
-//! alarms must read metrics the code emits (`src/metrics.rs`), its optional
-//! ALB must serve Tencent on a port Tencent accepts, and its optional direct SES
-//! sources (EventBridge, SNS) must each be let in by a permission for that one source.
+//! permission the store uses and routes the router accepts; each `FrontDoor`
+//! value must create exactly one front door (HTTP API, Function URL, ALB) and
+//! every provider a URL through it; its dashboard and alarms must read metrics
+//! the code emits (`src/metrics.rs`) and its Logs Insights widgets fields of the
+//! same line; the ALB must serve Tencent on a port Tencent accepts, and the
+//! optional direct SES sources (EventBridge, SNS) must each be let in by a
+//! permission for that one source.
 //!
 //! There is no YAML crate among the dependencies, so the template is read by a
 //! small indentation scanner that understands the subset the file uses: block
@@ -23,12 +26,6 @@ use mailhooks::store::codec::{
 use serde_json::Value;
 
 const TEMPLATE: &str = include_str!("../../template.yaml");
-
-/// The code that prints the EMF metrics, read as text.
-const METRICS_SOURCE: &str = include_str!("../../src/metrics.rs");
-
-/// The `provider` dimension of requests to a path no provider owns (`app.rs`).
-const UNROUTED_PROVIDER: &str = "none";
 
 /// Tencent Cloud SES only accepts callback URLs on these ports.
 const TENCENT_CALLBACK_PORTS: std::ops::RangeInclusive<u16> = 8080..=8082;
@@ -81,7 +78,7 @@ fn split_key(text: &str) -> Option<(&str, Option<&str>)> {
     let well_formed = !key.is_empty()
         && key
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-:.".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "_-:./{}".contains(c));
     well_formed.then(|| (key, Some(rest.trim()).filter(|v| !v.is_empty())))
 }
 
@@ -461,49 +458,180 @@ fn timeout_leaves_room_for_the_storage_bound() {
 }
 
 // ---------------------------------------------------------------------------
-// The API.
+// The front doors.
+
+/// The values of the `FrontDoor` parameter, and the condition each creates.
+const FRONT_DOORS: [(&str, &str); 3] = [
+    ("HttpApi", "UseHttpApi"),
+    ("FunctionUrl", "UseFunctionUrl"),
+    ("Alb", "UseAlb"),
+];
+
+/// The resource types that make up each front door.
+fn front_door_types(condition: &str) -> &'static [&'static str] {
+    match condition {
+        "UseHttpApi" => &["AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage"],
+        "UseFunctionUrl" => &["AWS::Lambda::Url"],
+        "UseAlb" => &[
+            "AWS::EC2::SecurityGroup",
+            "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "AWS::ElasticLoadBalancingV2::TargetGroup",
+            "AWS::ElasticLoadBalancingV2::Listener",
+        ],
+        other => panic!("no front door {other}"),
+    }
+}
+
+/// The parameters a deployment with `front_door` must give besides it.
+fn front_door_deployment(front_door: &'static str) -> Vec<(&'static str, &'static str)> {
+    match front_door {
+        "Alb" => {
+            let mut given = ALB_NETWORK.to_vec();
+            given.push(("AlbIngressCidr", "0.0.0.0/0"));
+            given
+        }
+        other => vec![("FrontDoor", other)],
+    }
+}
 
 #[test]
-fn routes_reach_every_provider_and_logs_skip_the_query() {
+fn each_front_door_value_creates_exactly_one_front_door() {
     let doc = lines(TEMPLATE);
-    let (api_id, api) = resource(&doc, "AWS::Serverless::HttpApi");
-    let (_, function) = resource(&doc, "AWS::Serverless::Function");
-    let mut methods = BTreeSet::new();
-    for event in entries(&at(&function, &["Properties", "Events"])) {
-        assert_eq!(scalar(&event.body, &["Type"]), Some("HttpApi"));
-        let api_ref = format!("!Ref {api_id}");
-        assert_eq!(
-            scalar(&event.body, &["Properties", "ApiId"]),
-            Some(api_ref.as_str())
-        );
-        let path = scalar(&event.body, &["Properties", "Path"]).expect("a Path");
-        for provider in providers::ALL {
-            let concrete = path.replace("{provider}", provider.name());
-            let routed = mailhooks::app::route(&concrete).map(|p| p.name()).ok();
-            assert_eq!(
-                routed,
-                Some(provider.name()),
-                "route {path} for {}",
-                provider.name()
-            );
-        }
-        methods.insert(scalar(&event.body, &["Properties", "Method"]).expect("a Method"));
-    }
-    assert_eq!(methods, BTreeSet::from(["GET", "HEAD", "POST"]));
+    let parameters = at(&doc, &["Parameters"]);
+    assert_eq!(
+        scalar(&parameters, &["FrontDoor", "Default"]),
+        Some("HttpApi"),
+        "the HTTP API stays the default"
+    );
+    let allowed = parse_flow(scalar(&parameters, &["FrontDoor", "AllowedValues"]).unwrap());
+    let values: Vec<Flow> = FRONT_DOORS
+        .iter()
+        .map(|(value, _)| Flow::Scalar((*value).to_owned()))
+        .collect();
+    assert_eq!(allowed, Flow::List(values));
 
-    // Outputs: one URL per provider.
-    let outputs = at(&doc, &["Outputs"]);
-    for provider in providers::ALL {
-        let suffix = format!("/webhooks/{}\"", provider.name());
+    // Every resource of a front door carries its condition, and only front-door
+    // resources do.
+    let all_conditions: Vec<&str> = FRONT_DOORS.iter().map(|(_, c)| *c).collect();
+    for (_, condition) in FRONT_DOORS {
+        for resource_type in front_door_types(condition) {
+            let found = resources(&doc, resource_type);
+            assert!(!found.is_empty(), "no {resource_type}");
+            for (id, body) in found {
+                assert_eq!(scalar(&body, &["Condition"]), Some(condition), "{id}");
+            }
+        }
+    }
+    for entry in entries(&at(&doc, &["Resources"])) {
+        let resource_type = scalar(&entry.body, &["Type"]).unwrap_or_default();
+        let is_front_door = all_conditions
+            .iter()
+            .any(|c| front_door_types(c).contains(&resource_type));
+        let prefix_of_one = ["AWS::ApiGatewayV2::", "AWS::ElasticLoadBalancingV2::"]
+            .iter()
+            .any(|p| resource_type.starts_with(p))
+            || resource_type == "AWS::Lambda::Url"
+            || resource_type == "AWS::Serverless::HttpApi";
         assert!(
-            outputs.iter().any(|l| l.text.ends_with(&suffix)),
-            "no output URL for {}",
+            !prefix_of_one || is_front_door,
+            "{}: {resource_type} belongs to no front door",
+            entry.key
+        );
+    }
+
+    // Each value makes exactly its own condition true, and is accepted by the Rules
+    // once its own requirements are given.
+    for (value, condition) in FRONT_DOORS {
+        let given = front_door_deployment(value);
+        let deployment = Deployment::new(&doc, &given);
+        let on: Vec<&str> = all_conditions
+            .iter()
+            .copied()
+            .filter(|c| deployment.condition(c))
+            .collect();
+        assert_eq!(on, [condition], "FrontDoor={value}");
+        assert_eq!(
+            deployment.refused_by(),
+            Vec::<String>::new(),
+            "FrontDoor={value}"
+        );
+    }
+}
+
+#[test]
+fn http_api_routes_reach_every_provider_and_logs_skip_the_query() {
+    let doc = lines(TEMPLATE);
+    let (api_id, api) = resource(&doc, "AWS::ApiGatewayV2::Api");
+    let (function_id, _) = resource(&doc, "AWS::Serverless::Function");
+    let invocations = format!("${{{function_id}.Arn}}/invocations\"");
+    let paths = entries(&at(&api, &["Properties", "Body", "paths"]));
+    assert_eq!(paths.len(), 1, "one path");
+    let path = paths[0].key;
+    for provider in providers::ALL {
+        let concrete = path.replace("{provider}", provider.name());
+        let routed = mailhooks::app::route(&concrete).map(|p| p.name()).ok();
+        assert_eq!(
+            routed,
+            Some(provider.name()),
+            "route {path} for {}",
             provider.name()
         );
     }
+    let mut methods = BTreeSet::new();
+    for operation in entries(&paths[0].body) {
+        if operation.key == "parameters" {
+            continue;
+        }
+        let integration = at(&operation.body, &["x-amazon-apigateway-integration"]);
+        let method = operation.key;
+        assert_eq!(
+            scalar(&integration, &["type"]),
+            Some("aws_proxy"),
+            "{method}"
+        );
+        assert!(
+            scalar(&integration, &["uri"]).is_some_and(|uri| uri.ends_with(&invocations)),
+            "{method}: the integration invokes {function_id}"
+        );
+        // The payload src/invocation.rs reads as API Gateway v2 (a Function URL's too).
+        assert_eq!(
+            scalar(&integration, &["payloadFormatVersion"]),
+            Some("2.0"),
+            "{method}"
+        );
+        methods.insert(method.to_ascii_uppercase());
+    }
+    assert_eq!(
+        methods,
+        BTreeSet::from(["GET".to_owned(), "HEAD".to_owned(), "POST".to_owned()])
+    );
+
+    // The HTTP API throttles every route; the function may be invoked by this API only.
+    let (_, stage) = resource(&doc, "AWS::ApiGatewayV2::Stage");
+    let api_ref = format!("!Ref {api_id}");
+    assert_eq!(
+        scalar(&stage, &["Properties", "ApiId"]),
+        Some(api_ref.as_str())
+    );
+    let throttling = at(&stage, &["Properties", "DefaultRouteSettings"]);
+    assert_eq!(
+        scalar(&throttling, &["ThrottlingRateLimit"]),
+        Some("!Ref ThrottlingRateLimit")
+    );
+    let (id, permission) = permission_for(&doc, "apigateway.amazonaws.com");
+    assert_eq!(
+        scalar(&permission, &["Condition"]),
+        Some("UseHttpApi"),
+        "{id}"
+    );
+    let source = scalar(&permission, &["Properties", "SourceArn"]).unwrap_or_default();
+    assert!(
+        source.contains(&format!("${{{api_id}}}/")) && source.ends_with("/webhooks/*\""),
+        "{id}: {source}"
+    );
 
     // Access log: tokens can travel in the query string, so no path or query.
-    let format = at(&api, &["Properties", "AccessLogSettings", "Format"]);
+    let format = at(&stage, &["Properties", "AccessLogSettings", "Format"]);
     assert!(!format.is_empty(), "an access log format");
     for line in &format {
         assert!(
@@ -511,6 +639,122 @@ fn routes_reach_every_provider_and_logs_skip_the_query() {
             "access log format must not record the path or query: {}",
             line.text
         );
+    }
+}
+
+#[test]
+fn function_url_is_public_and_bounded_by_reserved_concurrency() {
+    let doc = lines(TEMPLATE);
+    let (function_id, _) = resource(&doc, "AWS::Serverless::Function");
+    let function_arn = format!("!GetAtt {function_id}.Arn");
+    let (id, url) = resource(&doc, "AWS::Lambda::Url");
+    let properties = at(&url, &["Properties"]);
+    // The function authenticates every request itself, as behind the other doors.
+    assert_eq!(scalar(&properties, &["AuthType"]), Some("NONE"), "{id}");
+    assert_eq!(
+        scalar(&properties, &["TargetFunctionArn"]),
+        Some(function_arn.as_str())
+    );
+
+    // Both permissions a public URL needs, for calls through the URL only.
+    let public: Vec<_> = resources(&doc, "AWS::Lambda::Permission")
+        .into_iter()
+        .filter(|(_, body)| scalar(body, &["Properties", "Principal"]) == Some("*"))
+        .collect();
+    let actions: BTreeSet<&str> = public
+        .iter()
+        .map(|(_, body)| scalar(body, &["Properties", "Action"]).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        actions,
+        BTreeSet::from(["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"])
+    );
+    for (id, body) in &public {
+        assert_eq!(scalar(body, &["Condition"]), Some("UseFunctionUrl"), "{id}");
+        let properties = at(body, &["Properties"]);
+        let scoped = scalar(&properties, &["FunctionUrlAuthType"]) == Some("NONE")
+            || scalar(&properties, &["InvokedViaFunctionUrl"]) == Some("true");
+        assert!(scoped, "{id}: public, but only through the URL");
+    }
+
+    // Reserved concurrency is set by default and cannot be turned off on this path.
+    let (_, function) = resource(&doc, "AWS::Serverless::Function");
+    let expression = parse_flow(
+        scalar(&function, &["Properties", "ReservedConcurrentExecutions"])
+            .expect("ReservedConcurrentExecutions"),
+    );
+    let url_door = [("FrontDoor", "FunctionUrl")];
+    let deployment = Deployment::new(&doc, &url_door);
+    assert!(
+        deployment.value(&expression).is_some(),
+        "reserved by default"
+    );
+    let unbounded = Deployment::new(
+        &doc,
+        &[
+            ("FrontDoor", "FunctionUrl"),
+            ("FrontDoorReservedConcurrency", "-1"),
+        ],
+    );
+    assert!(
+        !unbounded.refused_by().is_empty(),
+        "a Function URL without reserved concurrency must be refused"
+    );
+    let explicit = Deployment::new(
+        &doc,
+        &[
+            ("FrontDoor", "FunctionUrl"),
+            ("FrontDoorReservedConcurrency", "-1"),
+            ("ReservedConcurrency", "5"),
+        ],
+    );
+    assert_eq!(explicit.refused_by(), Vec::<String>::new());
+    assert_eq!(explicit.value(&expression), Some("5".into()));
+}
+
+#[test]
+fn every_provider_has_a_webhook_url_through_every_front_door() {
+    let doc = lines(TEMPLATE);
+    let outputs = entries(&at(&doc, &["Outputs"]));
+    let (api_id, _) = resource(&doc, "AWS::ApiGatewayV2::Api");
+    let (url_id, _) = resource(&doc, "AWS::Lambda::Url");
+    let (lb_id, _) = resource(&doc, "AWS::ElasticLoadBalancingV2::LoadBalancer");
+    let mut bases = BTreeSet::new();
+    for provider in providers::ALL {
+        let route = format!("/webhooks/{}", provider.name());
+        assert_eq!(
+            mailhooks::app::route(&route).map(|p| p.name()).ok(),
+            Some(provider.name())
+        );
+        let value = outputs
+            .iter()
+            .filter(|o| scalar(&o.body, &["Condition"]).is_none())
+            .filter_map(|o| scalar(&o.body, &["Value"]))
+            .find(|v| {
+                v.starts_with(&format!(
+                    "!Sub [\"${{Base}}webhooks/{}\", ",
+                    provider.name()
+                ))
+            })
+            .unwrap_or_else(|| panic!("no unconditional output URL for {}", provider.name()));
+        bases.insert(
+            value
+                .split_once(", ")
+                .map(|(_, base)| base)
+                .unwrap_or_default(),
+        );
+    }
+    // One base for all of them, naming each front door under its condition, each
+    // ending in the / that the route follows (a Function URL's own ends in /).
+    assert_eq!(bases.len(), 1, "one base URL expression: {bases:?}");
+    let base = bases.pop_first().unwrap_or_default();
+    for needed in [
+        format!("!If [UseHttpApi, !Sub \"https://${{{api_id}}}.execute-api."),
+        format!("{}/\"", "${AWS::URLSuffix}"),
+        format!("!If [UseFunctionUrl, !GetAtt {url_id}.FunctionUrl, "),
+        format!("!Sub \"https://${{{lb_id}.DNSName}}/\""),
+    ] {
+        assert!(base.contains(&needed), "{needed} not in {base}");
     }
 }
 
@@ -549,20 +793,34 @@ impl MetricRef {
     }
 }
 
-fn names(list: &[&str]) -> BTreeSet<String> {
-    list.iter().map(|n| (*n).to_owned()).collect()
-}
-
 /// The dashboard's logical id and its body, which must be JSON once `!Sub` has
 /// replaced its `${...}` (all of which sit inside JSON strings).
 fn dashboard(doc: &[Line<'_>]) -> (String, Value) {
     let (id, dashboard) = resource(doc, "AWS::CloudWatch::Dashboard");
-    let body = entry(&at(&dashboard, &["Properties"]), "DashboardBody").expect("a DashboardBody");
-    assert_eq!(body.value, Some("!Sub |"), "DashboardBody is a !Sub block");
-    let text: Vec<&str> = body.body.iter().map(|l| l.text).collect();
-    let json = serde_json::from_str(&text.join("\n"))
-        .unwrap_or_else(|e| panic!("DashboardBody is not JSON: {e}"));
+    let (text, _) = dashboard_sub(&dashboard);
+    let json =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("DashboardBody is not JSON: {e}"));
     (id.to_owned(), json)
+}
+
+/// The dashboard's `!Sub [body, variables]`: the body's text and the variables'
+/// definitions (name, inline value).
+fn dashboard_sub<'a>(dashboard: &[Line<'a>]) -> (String, Vec<(&'a str, &'a str)>) {
+    let body = entry(&at(dashboard, &["Properties"]), "DashboardBody").expect("a DashboardBody");
+    assert_eq!(
+        body.value,
+        Some("!Sub"),
+        "DashboardBody is a !Sub with variables"
+    );
+    let parts = items(&body.body);
+    assert_eq!(parts.len(), 2, "!Sub [body, variables]");
+    assert_eq!(parts[0][0].text, "|", "the body is a literal block");
+    let text: Vec<&str> = parts[0][1..].iter().map(|l| l.text).collect();
+    let variables = entries(&parts[1])
+        .into_iter()
+        .map(|v| (v.key, v.value.unwrap_or_default()))
+        .collect();
+    (text.join("\n"), variables)
 }
 
 /// The metrics named by `SEARCH('{namespace,dimension,...} MetricName="name"', 'stat', period)`
@@ -647,29 +905,6 @@ fn dashboard_metrics(body: &Value) -> Vec<MetricRef> {
     out
 }
 
-/// The metric a Metrics Insights query reads:
-/// `SELECT SUM(name) FROM SCHEMA(namespace, dimension, ...)`, with no `WHERE`, so
-/// every series of the schema (every provider) is summed.
-fn insights(expression: &str, origin: &str) -> Option<MetricRef> {
-    let rest = expression.strip_prefix("SELECT ")?;
-    let (function, rest) = rest.split_once('(')?;
-    assert_eq!(function, "SUM", "{origin}: a counter alarm sums");
-    let (name, rest) = rest.split_once(')')?;
-    let schema = rest
-        .trim()
-        .strip_prefix("FROM SCHEMA(")
-        .and_then(|s| s.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("{origin}: query without FROM SCHEMA(...) only: {expression}"));
-    let mut schema = schema.split(',').map(|s| unquote(s.trim()).to_owned());
-    Some(MetricRef {
-        origin: origin.to_owned(),
-        namespace: schema.next().unwrap_or_default(),
-        name: name.to_owned(),
-        dimensions: schema.map(|d| (d, None)).collect(),
-        stat: Some("Sum".to_owned()),
-    })
-}
-
 /// A `Namespace` / `MetricName` / `Dimensions` mapping of an alarm.
 fn alarm_metric(block: &[Line<'_>], stat: Option<&str>, origin: &str) -> MetricRef {
     let dimensions = entry(block, "Dimensions")
@@ -731,21 +966,6 @@ fn alarms<'a>(doc: &[Line<'a>]) -> Vec<(&'a str, Vec<Line<'a>>, Vec<MetricRef>)>
                 named,
                 "{origin}: a metric the scanner did not read"
             );
-            for item in items(
-                &entry(&properties, "Metrics")
-                    .map(|e| e.body)
-                    .unwrap_or_default(),
-            ) {
-                if let Some(expression) = scalar(&item, &["Expression"])
-                    && expression.starts_with("SELECT")
-                {
-                    assert!(
-                        scalar(&item, &["Period"]).is_some(),
-                        "{origin}: a query needs its Period"
-                    );
-                    read.extend(insights(expression, &origin));
-                }
-            }
             assert!(!read.is_empty(), "{origin} reads no metric");
             (id, alarm, read)
         })
@@ -790,12 +1010,12 @@ fn emitted_metrics() -> BTreeSet<(String, BTreeSet<String>, String)> {
 #[test]
 fn dashboard_and_alarms_read_metrics_the_code_emits() {
     let doc = lines(TEMPLATE);
+    let (function_id, _) = resource(&doc, "AWS::Serverless::Function");
     let (_, body) = dashboard(&doc);
     let mut read = dashboard_metrics(&body);
     read.extend(alarms(&doc).into_iter().flat_map(|(_, _, read)| read));
     let emitted = emitted_metrics();
 
-    let mut providers_named = BTreeSet::new();
     for metric in read.iter().filter(|m| m.is_custom()) {
         let origin = &metric.origin;
         assert_eq!(
@@ -804,17 +1024,6 @@ fn dashboard_and_alarms_read_metrics_the_code_emits() {
             "{origin}: namespace of {}",
             metric.name
         );
-        assert!(
-            METRICS_SOURCE.contains(&format!("\"{}\"", metric.name)),
-            "{origin}: src/metrics.rs has no metric named \"{}\"",
-            metric.name
-        );
-        for dimension in metric.dimensions.keys() {
-            assert!(
-                METRICS_SOURCE.contains(&format!("\"{dimension}\"")),
-                "{origin}: src/metrics.rs has no dimension \"{dimension}\""
-            );
-        }
         let key = (
             metric.namespace.clone(),
             metric.dimension_names(),
@@ -826,54 +1035,139 @@ fn dashboard_and_alarms_read_metrics_the_code_emits() {
             metric.name,
             key.1
         );
-        providers_named.extend(metric.dimension("provider"));
-    }
-
-    // Provider dimension values are provider names (or the unrouted one).
-    let known: BTreeSet<&str> = providers::ALL
-        .iter()
-        .map(|p| p.name())
-        .chain([UNROUTED_PROVIDER])
-        .collect();
-    for provider in &providers_named {
+        // This stack's function: never another stack's series in the same account.
+        let value = metric.dimension(metrics::DIMENSION);
         assert!(
-            known.contains(provider),
-            "unknown provider dimension {provider}"
+            value == Some(format!("${{{function_id}}}").as_str())
+                || value == Some(format!("!Ref {function_id}").as_str()),
+            "{origin}: {} {} = {value:?}",
+            metric.name,
+            metrics::DIMENSION
         );
     }
 
-    // The dashboard shows each of these.
-    let by_type = names(&["provider", "event_type"]);
-    let by_provider = names(&["provider"]);
+    // The dashboard graphs every metric the code emits.
     let shown = dashboard_metrics(&body);
-    let wanted = [
-        ("EventsStored", &by_type),
-        ("EventsStored", &by_provider),
-        ("Duplicates", &by_provider),
-        ("AuthFailures", &by_provider),
-        ("ClientErrors", &by_provider),
-        ("ServerErrors", &by_provider),
-        ("StoreThrottles", &by_provider),
-    ];
-    for (name, dimensions) in wanted {
+    for (_, dimensions, name) in &emitted {
         assert!(
             shown
                 .iter()
                 .any(|m| m.is(metrics::NAMESPACE, name) && m.dimension_names() == *dimensions),
-            "the dashboard does not show {name} by {dimensions:?}"
+            "the dashboard does not show {name}"
         );
     }
 }
 
+/// The fields a Logs Insights query reads: `sum(x)`, `filter x ...`,
+/// `ispresent(x)` and `by x`.
+fn query_fields(query: &str) -> BTreeSet<String> {
+    let mut fields = BTreeSet::new();
+    for (open, close) in [("sum(", ')'), ("ispresent(", ')')] {
+        for part in query.split(open).skip(1) {
+            fields.extend(part.split(close).next().map(str::to_owned));
+        }
+    }
+    for stage in query.split('|').map(str::trim) {
+        if let Some(rest) = stage.strip_prefix("filter ") {
+            fields.extend(
+                rest.split_whitespace()
+                    .next()
+                    .filter(|f| !f.contains('('))
+                    .map(str::to_owned),
+            );
+        }
+        if let Some((_, by)) = stage.split_once(" by ") {
+            fields.extend(by.split(',').map(|f| f.trim().to_owned()));
+        }
+    }
+    fields
+}
+
 #[test]
-fn dashboard_shows_this_stacks_function_table_and_api() {
+fn log_widgets_read_fields_the_metrics_line_has() {
+    let doc = lines(TEMPLATE);
+    let (_, body) = dashboard(&doc);
+    let (log_group, _) = resources(&doc, "AWS::Logs::LogGroup")
+        .into_iter()
+        .find(|(_, group)| scalar(group, &["Condition"]).is_none())
+        .expect("the function's log group");
+    // A line with every member present: every event type stored once.
+    let sample = RequestMetrics {
+        provider: providers::ALL[0].name().to_owned(),
+        status: 200,
+        received: EventType::ALL.len(),
+        stored: EventType::ALL.len(),
+        stored_by_type: EventType::ALL.iter().map(|t| (*t, 1)).collect(),
+        ..RequestMetrics::default()
+    };
+    let line: Value = serde_json::from_str(&metrics::emf_lines(&sample, 0)[0]).unwrap();
+    let has = |field: &str| {
+        let mut value = &line;
+        for part in field.split('.') {
+            value = &value[part];
+        }
+        !value.is_null()
+    };
+
+    let queries: Vec<&str> = body["widgets"]
+        .as_array()
+        .expect("widgets")
+        .iter()
+        .filter(|w| w["type"] == "log")
+        .map(|w| w["properties"]["query"].as_str().expect("a query"))
+        .collect();
+    assert!(!queries.is_empty(), "Logs Insights widgets");
+    let mut read = BTreeSet::new();
+    for query in &queries {
+        assert!(
+            query.starts_with(&format!("SOURCE '${{{log_group}}}' | ")),
+            "reads the function's log: {query}"
+        );
+        for field in query_fields(query) {
+            assert!(has(&field), "the metrics line has no {field}: {query}");
+            read.insert(field);
+        }
+    }
+    // Which provider fails, and the event-type mix of every type.
+    for needed in ["provider", "ServerErrors", "AuthFailures", "Quarantined"] {
+        assert!(read.contains(needed), "no widget reads {needed}");
+    }
+    for event_type in EventType::ALL {
+        let field = format!("stored_by_type.{}", event_type.as_str());
+        assert!(read.contains(&field), "no widget reads {field}");
+    }
+}
+
+#[test]
+fn dashboard_shows_this_stacks_function_table_and_front_door() {
     let doc = lines(TEMPLATE);
     let (function_id, _) = resource(&doc, "AWS::Serverless::Function");
     let (table_id, _) = resource(&doc, "AWS::DynamoDB::Table");
-    let (api_id, _) = resource(&doc, "AWS::Serverless::HttpApi");
+    let (api_id, _) = resource(&doc, "AWS::ApiGatewayV2::Api");
+    let (lb_id, _) = resource(&doc, "AWS::ElasticLoadBalancingV2::LoadBalancer");
+    let (_, dashboard_lines) = resource(&doc, "AWS::CloudWatch::Dashboard");
+    let (_, variables) = dashboard_sub(&dashboard_lines);
     let (_, body) = dashboard(&doc);
     let mut read = dashboard_metrics(&body);
     read.extend(alarms(&doc).into_iter().flat_map(|(_, _, read)| read));
+
+    // A front door that may not exist is named through a variable that falls back
+    // to a placeholder when it does not.
+    let variable = |name: &str| {
+        variables
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| *value)
+            .unwrap_or_else(|| panic!("no !Sub variable {name}"))
+    };
+    let api_variable = format!("!If [UseHttpApi, !Ref {api_id}, none]");
+    let lb_variable = format!("!If [UseAlb, !GetAtt {lb_id}.LoadBalancerFullName, none]");
+    let variable_is = |value: Option<&str>, expected: &str| {
+        value
+            .and_then(|v| v.strip_prefix("${"))
+            .and_then(|v| v.strip_suffix('}'))
+            .is_some_and(|name| variable(name) == expected)
+    };
 
     // Dimensions of AWS metrics point at this stack's resources.
     let refers_to = |value: Option<&str>, id: &str| {
@@ -885,7 +1179,8 @@ fn dashboard_shows_this_stacks_function_table_and_api() {
             let ok = match dimension.as_str() {
                 "FunctionName" => refers_to(value, function_id),
                 "TableName" => refers_to(value, table_id),
-                "ApiId" => refers_to(value, api_id),
+                "ApiId" => variable_is(value, &api_variable),
+                "LoadBalancer" => variable_is(value, &lb_variable),
                 "GlobalSecondaryIndexName" => value == Some(RECIPIENT_INDEX),
                 // The only operation the function is allowed.
                 "Operation" => value == Some("PutItem"),
@@ -917,8 +1212,32 @@ fn dashboard_shows_this_stacks_function_table_and_api() {
     for name in ["WriteThrottleEvents", "ThrottledRequests"] {
         assert!(has("AWS/DynamoDB", name, None), "DynamoDB {name}");
     }
-    for name in ["4xx", "5xx", "Latency"] {
-        assert!(has("AWS/ApiGateway", name, None), "HTTP API {name}");
+    // Each front door's requests, 4xx, 5xx and latency: what the function's own
+    // metrics no longer count.
+    for (namespace, names) in [
+        ("AWS/ApiGateway", ["Count", "4xx", "5xx", "Latency"]),
+        (
+            "AWS/Lambda",
+            [
+                "UrlRequestCount",
+                "Url4xxCount",
+                "Url5xxCount",
+                "UrlRequestLatency",
+            ],
+        ),
+        (
+            "AWS/ApplicationELB",
+            [
+                "RequestCount",
+                "HTTPCode_Target_4XX_Count",
+                "HTTPCode_Target_5XX_Count",
+                "TargetResponseTime",
+            ],
+        ),
+    ] {
+        for name in names {
+            assert!(has(namespace, name, None), "{namespace} {name}");
+        }
     }
 }
 
@@ -963,6 +1282,10 @@ fn alarms_cover_every_provider_and_notify_the_topic() {
                 .collect();
             assert_eq!(returned.len(), 1, "alarm {id}: one returned expression");
             let expression = scalar(returned[0], &["Expression"]).expect("an Expression");
+            assert!(
+                !expression.starts_with("SELECT"),
+                "alarm {id}: a Metrics Insights alarm is billed per series it reads"
+            );
             for query in queries.iter().filter(|q| entry(q, "MetricStat").is_some()) {
                 let metric_id = scalar(query, &["Id"]).expect("an Id");
                 assert!(
@@ -990,17 +1313,6 @@ fn alarms_cover_every_provider_and_notify_the_topic() {
         assert!(!read.is_empty());
     }
 
-    // The code's per-provider counters are alarmed on for every provider: one
-    // query over the provider dimension, no provider singled out.
-    for name in ["ServerErrors", "AuthFailures"] {
-        assert!(
-            all.iter()
-                .flat_map(|(_, _, read)| read)
-                .any(|m| m.is(metrics::NAMESPACE, name)
-                    && m.dimensions.get("provider") == Some(&None)),
-            "no {name} alarm over every provider"
-        );
-    }
     let alarm_on = |namespace: &str, name: &str| {
         all.iter()
             .find(|(_, _, read)| read.iter().any(|m| m.is(namespace, name)))
@@ -1009,17 +1321,31 @@ fn alarms_cover_every_provider_and_notify_the_topic() {
     alarm_on("AWS/DynamoDB", "WriteThrottleEvents");
     alarm_on("AWS/Lambda", "Errors");
 
-    let (id, alarm, read) = alarm_on(metrics::NAMESPACE, "AuthFailures");
-    assert_eq!(
-        scalar(alarm, &["Properties", "Threshold"]),
-        Some("!Ref AuthFailureAlarmThreshold"),
-        "alarm {id}"
-    );
+    // The code's counters, all providers in one series: any 5xx and any quarantined
+    // body alarm; authentication failures past a threshold.
+    for (name, threshold) in [
+        ("ServerErrors", "0"),
+        ("Quarantined", "0"),
+        ("AuthFailures", "!Ref AuthFailureAlarmThreshold"),
+    ] {
+        let (id, alarm, read) = alarm_on(metrics::NAMESPACE, name);
+        assert_eq!(
+            scalar(alarm, &["Properties", "Threshold"]),
+            Some(threshold),
+            "alarm {id}"
+        );
+        assert_eq!(
+            scalar(alarm, &["Properties", "ComparisonOperator"]),
+            Some("GreaterThanThreshold"),
+            "alarm {id}"
+        );
+        assert!(
+            read.iter().all(|m| m.is(metrics::NAMESPACE, name)),
+            "alarm {id}"
+        );
+        assert_eq!(read[0].stat.as_deref(), Some("Sum"), "alarm {id}");
+    }
     assert!(entry(&parameters, "AuthFailureAlarmThreshold").is_some());
-    assert!(
-        read.iter()
-            .all(|m| m.is(metrics::NAMESPACE, "AuthFailures"))
-    );
 
     let (id, alarm, read) = alarm_on("AWS/Lambda", "Duration");
     assert_eq!(read[0].stat.as_deref(), Some("p99"), "alarm {id}");
@@ -1043,88 +1369,74 @@ fn dashboard_url_output_opens_the_dashboard() {
         scalar(&doc, &["Outputs", "DashboardUrl", "Value"]),
         Some(expected.as_str())
     );
+    // Optional (a dashboard past the account's free three costs $3 a month), on by default.
+    let (_, body) = resource(&doc, "AWS::CloudWatch::Dashboard");
+    let condition = scalar(&body, &["Condition"]).expect("the dashboard's condition");
+    assert_eq!(
+        scalar(&doc, &["Outputs", "DashboardUrl", "Condition"]),
+        Some(condition)
+    );
+    assert!(Deployment::new(&doc, &[]).condition(condition));
+    assert!(!Deployment::new(&doc, &[("CreateDashboard", "false")]).condition(condition));
 }
 
 // ---------------------------------------------------------------------------
-// The optional ALB for Tencent (its console only accepts ports 8080-8082).
+// The ALB front door: HTTPS on 443, and on 8080 for Tencent (its console only
+// accepts ports 8080-8082). Its resources' conditions:
+// each_front_door_value_creates_exactly_one_front_door.
 
 #[test]
-fn tencent_alb_is_https_on_8080_to_the_function_only_with_use_alb() {
+fn alb_is_https_on_443_and_tencents_8080_to_the_function() {
     let doc = lines(TEMPLATE);
-    let parameters = at(&doc, &["Parameters"]);
-    assert_eq!(
-        scalar(&parameters, &["EnableAlb", "Default"]),
-        Some("false"),
-        "the ALB is off by default"
-    );
-    assert_eq!(
-        scalar(&doc, &["Conditions", "UseAlb"]),
-        Some("!Equals [!Ref EnableAlb, \"true\"]")
-    );
-
-    // Everything the ALB needs exists only under UseAlb.
-    let resource_types = [
-        "AWS::EC2::SecurityGroup",
-        "AWS::ElasticLoadBalancingV2::LoadBalancer",
-        "AWS::ElasticLoadBalancingV2::TargetGroup",
-        "AWS::ElasticLoadBalancingV2::Listener",
-    ];
-    for resource_type in resource_types {
-        let found = resources(&doc, resource_type);
-        assert!(!found.is_empty(), "no {resource_type}");
-        for (id, body) in found {
-            assert_eq!(scalar(&body, &["Condition"]), Some("UseAlb"), "{id}");
-        }
-    }
-    for entry in entries(&at(&doc, &["Resources"])) {
-        let resource_type = scalar(&entry.body, &["Type"]).unwrap_or_default();
-        if resource_type.starts_with("AWS::ElasticLoadBalancingV2::") {
-            assert!(
-                resource_types.contains(&resource_type),
-                "{}: {resource_type}",
-                entry.key
-            );
-        }
-    }
 
     let (function_id, _) = resource(&doc, "AWS::Serverless::Function");
     let (lb_id, lb) = resource(&doc, "AWS::ElasticLoadBalancingV2::LoadBalancer");
     let (tg_id, tg) = resource(&doc, "AWS::ElasticLoadBalancingV2::TargetGroup");
-    let (_, listener) = resource(&doc, "AWS::ElasticLoadBalancingV2::Listener");
+    let listeners = resources(&doc, "AWS::ElasticLoadBalancingV2::Listener");
     let (permission_id, permission) = permission_for(&doc, "elasticloadbalancing.amazonaws.com");
     assert_eq!(scalar(&permission, &["Condition"]), Some("UseAlb"));
     let (sg_id, sg) = resource(&doc, "AWS::EC2::SecurityGroup");
     let function_arn = format!("!GetAtt {function_id}.Arn");
 
-    // The listener: HTTPS with the certificate, on a port Tencent accepts.
-    let port: u16 = scalar(&listener, &["Properties", "Port"])
-        .and_then(|p| p.parse().ok())
-        .expect("a numeric listener Port");
-    assert_eq!(port, 8080, "listener port");
-    assert!(TENCENT_CALLBACK_PORTS.contains(&port));
-    assert_eq!(
-        scalar(&listener, &["Properties", "Protocol"]),
-        Some("HTTPS")
-    );
-    let certificates = items(&at(&listener, &["Properties", "Certificates"]));
-    assert_eq!(certificates.len(), 1);
-    assert_eq!(
-        scalar(&certificates[0], &["CertificateArn"]),
-        Some("!Ref AlbCertificateArn")
-    );
+    // The listeners: HTTPS with the certificate, on 443 and on a port Tencent accepts.
     let lb_ref = format!("!Ref {lb_id}");
-    assert_eq!(
-        scalar(&listener, &["Properties", "LoadBalancerArn"]),
-        Some(lb_ref.as_str())
-    );
-    let actions = items(&at(&listener, &["Properties", "DefaultActions"]));
     let tg_ref = format!("!Ref {tg_id}");
-    assert_eq!(actions.len(), 1);
-    assert_eq!(scalar(&actions[0], &["Type"]), Some("forward"));
-    assert_eq!(
-        scalar(&actions[0], &["TargetGroupArn"]),
-        Some(tg_ref.as_str())
-    );
+    let mut ports = Vec::new();
+    for (id, listener) in &listeners {
+        let port: u16 = scalar(listener, &["Properties", "Port"])
+            .and_then(|p| p.parse().ok())
+            .expect("a numeric listener Port");
+        ports.push(port);
+        assert_eq!(
+            scalar(listener, &["Properties", "Protocol"]),
+            Some("HTTPS"),
+            "{id}"
+        );
+        let certificates = items(&at(listener, &["Properties", "Certificates"]));
+        assert_eq!(certificates.len(), 1, "{id}");
+        assert_eq!(
+            scalar(&certificates[0], &["CertificateArn"]),
+            Some("!Ref AlbCertificateArn"),
+            "{id}"
+        );
+        assert_eq!(
+            scalar(listener, &["Properties", "LoadBalancerArn"]),
+            Some(lb_ref.as_str()),
+            "{id}"
+        );
+        let actions = items(&at(listener, &["Properties", "DefaultActions"]));
+        assert_eq!(actions.len(), 1, "{id}");
+        assert_eq!(scalar(&actions[0], &["Type"]), Some("forward"), "{id}");
+        assert_eq!(
+            scalar(&actions[0], &["TargetGroupArn"]),
+            Some(tg_ref.as_str()),
+            "{id}"
+        );
+    }
+    ports.sort_unstable();
+    assert_eq!(ports, [443, 8080], "listener ports");
+    let port = ports[1];
+    assert!(TENCENT_CALLBACK_PORTS.contains(&port));
 
     // The load balancer faces the internet through the security group, which
     // opens the listener's port.
@@ -1139,20 +1451,15 @@ fn tencent_alb_is_https_on_8080_to_the_function_only_with_use_alb() {
         "the ALB uses {sg_id}"
     );
     let ingress = items(&at(&sg, &["Properties", "SecurityGroupIngress"]));
-    assert_eq!(ingress.len(), 1, "one ingress rule");
-    let port_text = port.to_string();
-    for key in ["FromPort", "ToPort"] {
-        assert_eq!(
-            scalar(&ingress[0], &[key]),
-            Some(port_text.as_str()),
-            "{key}"
-        );
+    assert_eq!(ingress.len(), ports.len(), "one ingress rule per listener");
+    for (rule, listener_port) in ingress.iter().zip(&ports) {
+        let port_text = listener_port.to_string();
+        for key in ["FromPort", "ToPort"] {
+            assert_eq!(scalar(rule, &[key]), Some(port_text.as_str()), "{key}");
+        }
+        assert_eq!(scalar(rule, &["IpProtocol"]), Some("tcp"));
+        assert_eq!(scalar(rule, &["CidrIp"]), Some("!Ref AlbIngressCidr"));
     }
-    assert_eq!(scalar(&ingress[0], &["IpProtocol"]), Some("tcp"));
-    assert_eq!(
-        scalar(&ingress[0], &["CidrIp"]),
-        Some("!Ref AlbIngressCidr")
-    );
 
     // The target group: the function, registered once the permission exists.
     assert_eq!(scalar(&tg, &["Properties", "TargetType"]), Some("lambda"));
@@ -1186,7 +1493,7 @@ fn tencent_alb_is_https_on_8080_to_the_function_only_with_use_alb() {
         "SourceArn must name the target group {tg_name}: {source_arn}"
     );
 
-    // Rules refuse EnableAlb without a network and a certificate.
+    // Rules refuse the ALB without a network and a certificate.
     let rules: Vec<&str> = at(&doc, &["Rules"]).iter().map(|l| l.text).collect();
     for parameter in ["AlbVpcId", "AlbSubnetIds", "AlbCertificateArn"] {
         assert!(
@@ -1313,11 +1620,14 @@ fn direct_ses_sources_are_optional_and_each_permission_names_its_one_source() {
         );
     }
 
-    // No way in that is unconditional or not scoped to one source.
+    // No way in that is unconditional or not scoped to one source, but the public
+    // Function URL's (function_url_is_public_and_bounded_by_reserved_concurrency).
     for (id, permission) in resources(&doc, "AWS::Lambda::Permission") {
-        assert!(scalar(&permission, &["Condition"]).is_some(), "{id}");
+        let condition = scalar(&permission, &["Condition"]);
+        assert!(condition.is_some(), "{id}");
         assert!(
-            scalar(&permission, &["Properties", "SourceArn"]).is_some(),
+            condition == Some("UseFunctionUrl")
+                || scalar(&permission, &["Properties", "SourceArn"]).is_some(),
             "{id}"
         );
     }
@@ -1509,10 +1819,11 @@ fn flow_evaluator_follows_conditions_and_refs() {
 
 // ---------------------------------------------------------------------------
 // The ALB path is bounded like the API path: concurrency and who may connect.
+// (The Function URL's bound: function_url_is_public_and_bounded_by_reserved_concurrency.)
 
 /// The Alb* parameters a deployment with the ALB must give (Rules require them).
 const ALB_NETWORK: [(&str, &str); 4] = [
-    ("EnableAlb", "true"),
+    ("FrontDoor", "Alb"),
     ("AlbVpcId", "vpc-0123456789abcdef0"),
     (
         "AlbSubnetIds",
@@ -1540,14 +1851,14 @@ fn alb_reserves_concurrency_unless_told_otherwise() {
     };
 
     let parameters = at(&doc, &["Parameters"]);
-    let alb_default: u32 = scalar(&parameters, &["AlbReservedConcurrency", "Default"])
+    let alb_default: u32 = scalar(&parameters, &["FrontDoorReservedConcurrency", "Default"])
         .and_then(|d| d.parse().ok())
-        .expect("a numeric AlbReservedConcurrency default");
+        .expect("a numeric FrontDoorReservedConcurrency default");
     // A bound, but one that still serves hundreds of webhooks a second and leaves
     // most of an account's default 1,000 to other functions.
     assert!(
         (5..=100).contains(&alb_default),
-        "AlbReservedConcurrency default {alb_default}"
+        "FrontDoorReservedConcurrency default {alb_default}"
     );
 
     assert_eq!(
@@ -1561,7 +1872,7 @@ fn alb_reserves_concurrency_unless_told_otherwise() {
         "with the ALB, concurrency is reserved by default"
     );
     assert_eq!(
-        reserved(&with_alb(&[("AlbReservedConcurrency", "7")])),
+        reserved(&with_alb(&[("FrontDoorReservedConcurrency", "7")])),
         Some("7".into())
     );
     assert_eq!(
@@ -1574,14 +1885,17 @@ fn alb_reserves_concurrency_unless_told_otherwise() {
         Some("50".into())
     );
     assert_eq!(
-        reserved(&with_alb(&[("AlbReservedConcurrency", "-1")])),
+        reserved(&with_alb(&[("FrontDoorReservedConcurrency", "-1")])),
         None,
         "unreserved behind the ALB only when asked for explicitly"
     );
-    let why = description(&parameters, &["AlbReservedConcurrency", "Description"]);
+    let why = description(
+        &parameters,
+        &["FrontDoorReservedConcurrency", "Description"],
+    );
     assert!(
         why.contains("-1") && why.contains("explicit"),
-        "AlbReservedConcurrency must say that -1 is an explicit opt-out: {why}"
+        "FrontDoorReservedConcurrency must say that -1 is an explicit opt-out: {why}"
     );
 }
 
@@ -1597,7 +1911,7 @@ fn alb_ingress_range_is_an_explicit_choice() {
     let pattern = scalar(&parameters, &["AlbIngressCidr", "AllowedPattern"]).unwrap_or_default();
     assert!(
         pattern.ends_with(")?$"),
-        "empty must pass AllowedPattern so that EnableAlb=false needs nothing: {pattern}"
+        "empty must pass AllowedPattern so that the other front doors need nothing: {pattern}"
     );
 
     // With the ALB, the Rules refuse a deployment that names no range, and accept
@@ -1605,7 +1919,7 @@ fn alb_ingress_range_is_an_explicit_choice() {
     let refused = Deployment::new(&doc, &ALB_NETWORK).refused_by();
     assert!(
         refused.iter().any(|a| a.contains("!Ref AlbIngressCidr")),
-        "EnableAlb without AlbIngressCidr must be refused: {refused:?}"
+        "FrontDoor Alb without AlbIngressCidr must be refused: {refused:?}"
     );
     for cidr in ["203.0.113.0/24", "0.0.0.0/0"] {
         let mut given = ALB_NETWORK.to_vec();
