@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use crate::auth::{AuthError, Clock};
 use crate::config::Config;
 use crate::error::Error;
-use crate::metrics::{RequestMetrics, emf_lines};
+use crate::metrics::{RequestMetrics, emf_line};
 use crate::providers::{self, AuthContext, AuthScheme, Inbound, Provider};
 use crate::store::{
     ClaimOutcome, EventStore, PutOutcome, QuarantineOutcome, ReplayClaim, StoreError, codec,
@@ -160,16 +160,10 @@ impl<S: EventStore> App<S> {
     ) {
         log_request(provider, method, result, latency_ms);
         if self.config.emit_metrics {
-            let mut text = String::with_capacity(1024);
-            for line in emf_lines(
-                &request_metrics(provider, result, latency_ms),
-                self.clock.now_ms(),
-            ) {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            // One write for all lines; a failed write to stdout must not fail the request.
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            let mut line = emf_line(&request_metrics(provider, result), self.clock.now_ms());
+            line.push('\n');
+            // One write; a failed write to stdout must not fail the request.
+            let _ = std::io::stdout().lock().write_all(line.as_bytes());
         }
     }
 
@@ -358,31 +352,23 @@ fn answer(provider: &str, result: Result<&Success, &Error>) -> Response<Body> {
     }
 }
 
-/// Counts what a request did, for [`emf_lines`].
-fn request_metrics(
-    provider: &str,
-    result: Result<&Success, &Error>,
-    latency_ms: f64,
-) -> RequestMetrics {
+/// Counts what a request did, for [`emf_line`].
+fn request_metrics(provider: &str, result: Result<&Success, &Error>) -> RequestMetrics {
     let mut metrics = RequestMetrics {
         provider: provider.to_owned(),
-        latency_ms,
         status: 200,
         ..Default::default()
     };
     match result {
         Ok(Success::Probe | Success::Control { .. }) => {}
         Ok(Success::Stored { ingested, .. }) => {
-            metrics.received = ingested.received;
             metrics.stored = ingested.outcome.stored;
-            metrics.duplicates = ingested.outcome.duplicates;
             metrics.quarantined = ingested.quarantined;
             metrics.stored_by_type = ingested.outcome.stored_by_type.clone();
         }
         Err(err) => {
             metrics.status = err.status();
             metrics.auth_failed = matches!(err, Error::Unauthorized(_));
-            metrics.throttled = matches!(err, Error::Storage(StoreError::Throttled(_)));
         }
     }
     metrics
@@ -479,30 +465,19 @@ mod tests {
                 },
                 auth: "token",
             }),
-            2.0,
         );
-        assert_eq!(
-            (
-                ok.status,
-                ok.received,
-                ok.stored,
-                ok.duplicates,
-                ok.quarantined
-            ),
-            (200, 3, 1, 2, 4)
-        );
+        assert_eq!((ok.status, ok.stored, ok.quarantined), (200, 1, 4));
+        assert_eq!(ok.stored_by_type.get(&crate::EventType::Opened), Some(&1));
         let denied = request_metrics(
             "tencent",
             Err(&Error::Unauthorized(crate::auth::AuthError::BadToken)),
-            1.0,
         );
-        assert!(denied.auth_failed && !denied.throttled && denied.status == 401);
+        assert!(denied.auth_failed && denied.status == 401);
         let throttled = request_metrics(
             "tencent",
             Err(&Error::Storage(StoreError::Throttled("x".into()))),
-            1.0,
         );
-        assert!(throttled.throttled && throttled.status == 503);
+        assert!(!throttled.auth_failed && throttled.status == 503);
     }
 
     #[test]

@@ -43,22 +43,14 @@ pub struct RequestMetrics {
     pub provider: String,
     /// HTTP status answered.
     pub status: u16,
-    /// Events in the body.
-    pub received: usize,
     /// Events written now.
     pub stored: usize,
-    /// Events already stored.
-    pub duplicates: usize,
     /// Parts of the body kept raw in quarantine.
     pub quarantined: usize,
     /// Events written now, by type.
     pub stored_by_type: BTreeMap<EventType, usize>,
     /// The request failed authentication.
     pub auth_failed: bool,
-    /// The store throttled us past the SDK's retries.
-    pub throttled: bool,
-    /// Time spent in the handler.
-    pub latency_ms: f64,
 }
 
 /// A metric declared in an EMF directive.
@@ -144,8 +136,8 @@ fn is_empty(by_type: &ByType<'_>) -> bool {
     by_type.0.is_empty()
 }
 
-/// The EMF lines for one request, stamped `timestamp_ms`: one line.
-pub fn emf_lines(m: &RequestMetrics, timestamp_ms: i64) -> Vec<String> {
+/// The EMF line for one request, stamped `timestamp_ms`.
+pub fn emf_line(m: &RequestMetrics, timestamp_ms: i64) -> String {
     // Typed lines serialized straight to text: building `serde_json::Value` trees
     // cost ~7 µs per request (benches/cpu.rs), more than normalizing an event.
     let line = RequestLine {
@@ -165,7 +157,7 @@ pub fn emf_lines(m: &RequestMetrics, timestamp_ms: i64) -> Vec<String> {
         server_errors: u8::from(m.status >= 500),
         stored_by_type: ByType(&m.stored_by_type),
     };
-    vec![serde_json::to_string(&line).unwrap_or_default()]
+    serde_json::to_string(&line).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -183,16 +175,12 @@ mod tests {
         let m = RequestMetrics {
             provider: "uspeedo".into(),
             status: 200,
-            received: 3,
             stored: 2,
-            duplicates: 1,
             quarantined: 1,
             stored_by_type: BTreeMap::from([(EventType::Delivered, 1), (EventType::Opened, 1)]),
-            latency_ms: 4.5,
             ..RequestMetrics::default()
         };
-        let lines = emf_lines(&m, 1_700_000_000_000);
-        assert_eq!(lines.len(), 1);
+        let emitted = emf_line(&m, 1_700_000_000_000);
         let expected = format!(
             concat!(
                 r#"{{"_aws":{{"Timestamp":1700000000000,"CloudWatchMetrics":[{{"Namespace":"mailhooks","#,
@@ -204,9 +192,9 @@ mod tests {
             ),
             *FUNCTION_NAME
         );
-        assert_eq!(lines[0], expected);
+        assert_eq!(emitted, expected);
 
-        let line = parse(&lines[0]);
+        let line = parse(&emitted);
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         for definition in directive["Metrics"].as_array().unwrap() {
             let name = definition["Name"].as_str().unwrap();
@@ -226,19 +214,18 @@ mod tests {
             auth_failed: true,
             ..Default::default()
         };
-        let line = parse(&emf_lines(&auth, 0)[0]);
+        let line = parse(&emf_line(&auth, 0));
         assert_eq!(
             (line["AuthFailures"].as_u64(), line["ServerErrors"].as_u64()),
             (Some(1), Some(0))
         );
         assert_eq!(line.get("stored_by_type"), None, "nothing stored, no types");
-        let throttled = RequestMetrics {
+        let failed = RequestMetrics {
             provider: "tencent".into(),
             status: 503,
-            throttled: true,
             ..Default::default()
         };
-        let line = parse(&emf_lines(&throttled, 0)[0]);
+        let line = parse(&emf_line(&failed, 0));
         assert_eq!(
             (line["ServerErrors"].as_u64(), line["AuthFailures"].as_u64()),
             (Some(1), Some(0))
