@@ -129,7 +129,7 @@ pub fn render_shown(shown: &Shown<'_>) -> String {
     }
     out.push('\n');
     match (&shown.body, &shown.body_base64, shown.body_unavailable) {
-        (Some(text), _, _) => out.push_str(text),
+        (Some(text), _, _) => out.push_str(&visible(text)),
         (None, Some(base64), _) => {
             out.push_str("(not UTF-8; base64:)\n");
             out.push_str(base64);
@@ -137,6 +137,21 @@ pub fn render_shown(shown: &Shown<'_>) -> String {
         (_, _, reason) => out.push_str(&format!("(body not shown: {})", reason.unwrap_or("-"))),
     }
     out.push('\n');
+    out
+}
+
+/// A body made safe for a terminal: control characters other than newline and
+/// tab (escape sequences a sender could plant) are written as `\u{..}`; the
+/// exact bytes are in `--json`'s `body_base64`.
+fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
     out
 }
 
@@ -201,4 +216,18 @@ pub fn render_replay(report: &ReplayReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_body_cannot_drive_the_terminal() {
+        assert_eq!(visible("a\tb\nc"), "a\tb\nc");
+        assert_eq!(
+            visible("\u{1b}]0;pwned\u{7}x\r"),
+            "\\u{1b}]0;pwned\\u{7}x\\u{d}"
+        );
+    }
 }
