@@ -228,7 +228,7 @@ impl<S: EventStore> App<S> {
         claims: &[ReplayClaim],
     ) -> Result<Ingested, Error> {
         let mut parsed = provider.parse_each(inbound);
-        codec::quarantine_unkeyable(&mut parsed);
+        codec::quarantine_unkeyable(inbound.body, &mut parsed);
         // One deadline for the claim and the whole batch, SDK retries included:
         // answer 5xx (the provider retries, idempotently) before the function or
         // the provider gives up.

@@ -32,6 +32,13 @@ pub enum ParseError {
         /// The missing field.
         field: &'static str,
     },
+    /// More events of one body failed than are quarantined one by one: the
+    /// body is kept whole instead.
+    #[error("more than {limit} events did not normalize: the body is kept whole")]
+    TooManyUnparsed {
+        /// [`crate::providers::MAX_UNPARSED_PARTS`].
+        limit: usize,
+    },
     /// One callback would expand into more per-recipient data than a request may hold.
     #[error("event {index}: {recipients} recipients are more than one request may expand into")]
     FanOutTooLarge {
@@ -53,6 +60,7 @@ impl ParseError {
             ParseError::NoEvents => "no_events",
             ParseError::MissingField { .. } => "missing_field",
             ParseError::FanOutTooLarge { .. } => "fan_out_too_large",
+            ParseError::TooManyUnparsed { .. } => "too_many_unparsed",
         }
     }
 }
@@ -97,7 +105,7 @@ pub fn each_item<'v>(
         let before = parsed.events.len();
         if let Err(error) = parse_item(index, item, &mut parsed.events) {
             parsed.events.truncate(before);
-            parsed.unparsed.push(Unparsed::event(alone(item), &error));
+            parsed.keep_unparsed(body, Unparsed::event(alone(item), &error));
         }
     }
     not_empty(body, parsed)

@@ -275,6 +275,11 @@ impl Unparsed {
     }
 }
 
+/// Most parts of one request quarantined one by one: past it, the whole body
+/// is kept instead, once, so a body of many bad items costs one record (one
+/// write, bounded memory), not one per item.
+pub const MAX_UNPARSED_PARTS: usize = 25;
+
 /// What a request's body became: the events that normalized, and the parts
 /// that did not.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -286,6 +291,24 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Keeps `part` of `body` unparsed, once per distinct body; past
+    /// [`MAX_UNPARSED_PARTS`], the parts give way to the whole `body` (its
+    /// valid events are still stored, and a replay finds them as duplicates).
+    pub fn keep_unparsed(&mut self, body: &[u8], part: Unparsed) {
+        let whole_kept = self.unparsed.iter().any(|p| p.scope == PartScope::Request);
+        if whole_kept || self.unparsed.iter().any(|p| p.body == part.body) {
+            return;
+        }
+        if self.unparsed.len() < MAX_UNPARSED_PARTS {
+            self.unparsed.push(part);
+            return;
+        }
+        let error = ParseError::TooManyUnparsed {
+            limit: MAX_UNPARSED_PARTS,
+        };
+        self.unparsed = vec![Unparsed::whole(body, &error)];
+    }
+
     /// All of `body` or none of it: the events of a whole-body parse, or the
     /// whole body unparsed.
     pub fn whole(body: &[u8], result: Result<Vec<EmailEvent>, ParseError>) -> Self {
@@ -488,6 +511,28 @@ mod tests {
         }
         assert!(by_name("Tencent").is_none());
         assert!(by_name("nonesuch").is_none());
+    }
+
+    #[test]
+    fn many_bad_items_are_one_whole_body_record_not_one_each() {
+        let body = b"[0,0,0]";
+        let bad = |text: &str| Unparsed::event(text.as_bytes().to_vec(), &ParseError::NoEvents);
+        let mut parsed = Parsed::default();
+        parsed.keep_unparsed(body, bad("[0]"));
+        parsed.keep_unparsed(body, bad("[0]"));
+        assert_eq!(parsed.unparsed.len(), 1, "the same bytes are kept once");
+        for i in 1..MAX_UNPARSED_PARTS {
+            parsed.keep_unparsed(body, bad(&format!("[{i}]")));
+        }
+        assert_eq!(parsed.unparsed.len(), MAX_UNPARSED_PARTS);
+        parsed.keep_unparsed(body, bad("[\"one too many\"]"));
+        parsed.keep_unparsed(body, bad("[\"and more\"]"));
+        assert_eq!(parsed.unparsed.len(), 1);
+        let whole = &parsed.unparsed[0];
+        assert_eq!(
+            (whole.body.as_slice(), whole.code, whole.scope),
+            (&body[..], "too_many_unparsed", PartScope::Request)
+        );
     }
 
     #[test]

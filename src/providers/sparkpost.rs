@@ -74,7 +74,7 @@ impl Provider for SparkPost {
                 Ok(msys) => msys,
                 Err(error) => {
                     let alone = json::item_alone(element);
-                    parsed.unparsed.push(Unparsed::event(alone, &error));
+                    parsed.keep_unparsed(request.body, Unparsed::event(alone, &error));
                     continue;
                 }
             };
@@ -83,10 +83,10 @@ impl Provider for SparkPost {
                 match parse_event(index, class, event, raw) {
                     Ok(event) => parsed.events.push(event),
                     // The raw moved into the failed parse: made again for this one.
-                    Err(error) => parsed.unparsed.push(Unparsed::event(
-                        class_raw(element, msys, class, event),
-                        &error,
-                    )),
+                    Err(error) => parsed.keep_unparsed(
+                        request.body,
+                        Unparsed::event(class_raw(element, msys, class, event), &error),
+                    ),
                 }
             }
         }
@@ -140,16 +140,28 @@ fn read_elements(body: &[u8]) -> Result<Vec<Value>, ParseError> {
     }
 }
 
+/// Most event classes one element may hold. SparkPost sends one; each class's
+/// `raw` copies the element's other members, so the bound keeps that linear.
+const MAX_CLASSES_PER_ELEMENT: usize = 8;
+
 /// An element's `msys` object, whose members are its events by class.
 fn element_msys(index: usize, element: &Value) -> Result<&Map<String, Value>, ParseError> {
     let element = json::as_object(element, "a SparkPost batch element")?;
-    match element.get("msys") {
-        Some(msys) => json::as_object(msys, "\"msys\""),
-        None => Err(ParseError::MissingField {
-            index,
-            field: "msys",
-        }),
+    let msys = match element.get("msys") {
+        Some(msys) => json::as_object(msys, "\"msys\"")?,
+        None => {
+            return Err(ParseError::MissingField {
+                index,
+                field: "msys",
+            });
+        }
+    };
+    if msys.len() > MAX_CLASSES_PER_ELEMENT {
+        return Err(ParseError::WrongShape(format!(
+            "element {index}: more than {MAX_CLASSES_PER_ELEMENT} event classes in one \"msys\""
+        )));
     }
+    Ok(msys)
 }
 
 /// What the event of `class` keeps as `raw`: its element, narrowed to that
@@ -167,7 +179,14 @@ fn class_raw(element: &Value, msys: &Map<String, Value>, class: &str, event: &Va
 fn only_class(element: &Value, class: &str, event: &Value) -> Value {
     let mut msys = Map::new();
     msys.insert(class.to_owned(), event.clone());
-    let mut out = element.as_object().cloned().unwrap_or_default();
+    // The element's other members, never its whole `msys` (copied per class).
+    let mut out: Map<String, Value> = element
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| key.as_str() != "msys")
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
     out.insert("msys".into(), Value::Object(msys));
     Value::Object(out)
 }
@@ -394,6 +413,26 @@ mod tests {
         "recipient@example.com",
         1_454_442_600_000,
     );
+
+    #[test]
+    fn an_element_with_more_classes_than_sparkpost_sends_is_refused_whole() {
+        let classes: Map<String, Value> = (0..=MAX_CLASSES_PER_ELEMENT)
+            .map(|i| (format!("class{i}"), serde_json::json!({"type": "delivery"})))
+            .collect();
+        let body = serde_json::json!([{"msys": classes, "pad": "x"}]).to_string();
+        assert!(matches!(
+            SparkPost.parse(body.as_bytes()),
+            Err(ParseError::WrongShape(_))
+        ));
+        let request = Inbound {
+            headers: &[],
+            query: &[],
+            body: body.as_bytes(),
+        };
+        let parsed = SparkPost.parse_each(&request);
+        assert_eq!((parsed.events.len(), parsed.unparsed.len()), (0, 1));
+        assert_eq!(parsed.unparsed[0].code, "wrong_shape");
+    }
 
     #[test]
     fn injection_is_queued_with_metadata_and_campaign() {

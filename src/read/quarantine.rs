@@ -14,7 +14,8 @@ use super::{EventsTable, QueryError};
 use crate::providers::{self, Inbound, Parsed, PartScope, Provider};
 use crate::store::codec::{self, PARTITION_KEY, SORT_KEY};
 use crate::store::quarantine::{
-    self, RESOLVED_AT, RESOLVED_INTO, SORT_PREFIX, StoredBody, StoredRecord,
+    self, LISTED_ATTRIBUTES, MAX_RESOLVED_KEYS, RESOLVED_AT, RESOLVED_COUNT, RESOLVED_INTO,
+    SORT_PREFIX, StoredBody, StoredRecord,
 };
 use crate::store::{DynamoStore, EventStore, archive};
 
@@ -46,6 +47,12 @@ pub enum Verdict {
     Skipped {
         /// Why.
         reason: String,
+    },
+    /// The replay of this record failed (the store refused a write); the
+    /// others went on, and replaying again completes it.
+    Failed {
+        /// What failed.
+        error: String,
     },
 }
 
@@ -87,7 +94,8 @@ impl EventsTable {
         };
         let mut records = Vec::new();
         for name in names {
-            records.extend(self.records_with_prefix(name, "", page_size).await?);
+            let listed = self.records_with_prefix(name, "", page_size, false);
+            records.extend(listed.await?);
         }
         records.sort_by(|a, b| (&a.received_at, &a.id).cmp(&(&b.received_at, &b.id)));
         Ok(records)
@@ -104,7 +112,7 @@ impl EventsTable {
         if prefix.len() < MIN_ID_PREFIX || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(QueryError::BadRecordId(id_prefix.to_owned()));
         }
-        let mut found = self.records_with_prefix(name, &prefix, None).await?;
+        let mut found = self.records_with_prefix(name, &prefix, None, true).await?;
         match found.len() {
             1 => Ok(found.remove(0)),
             0 => Err(QueryError::UnknownRecord(id_prefix.to_owned())),
@@ -123,6 +131,7 @@ impl EventsTable {
                 Err("body was cut to fit the item (no RAW_BUCKET configured)".into())
             }
             StoredBody::Unreadable => Err("body is unreadable".into()),
+            StoredBody::NotRead => Err("body not read (listed without it)".into()),
             StoredBody::Archived { bucket, key } => match &self.s3 {
                 Some(s3) => archive::fetch(s3, bucket, key)
                     .await
@@ -146,12 +155,33 @@ impl EventsTable {
             applied: apply,
             ..ReplayReport::default()
         };
-        for record in self.quarantine_records(provider, None).await? {
-            if record.resolved_at.is_some() {
+        // Listed without bodies; each record is read whole only when replayed,
+        // so memory holds one body at a time.
+        for listed in self.quarantine_records(provider, None).await? {
+            if listed.resolved_at.is_some() {
                 report.already_resolved += 1;
                 continue;
             }
-            let verdict = self.replay_one(&record, apply, now_ms).await?;
+            let record = match self.quarantine_record(&listed.provider, &listed.id).await {
+                Ok(record) => record,
+                Err(err) => {
+                    report.records.push(Replayed {
+                        provider: listed.provider,
+                        id: listed.id,
+                        error_code: listed.error_code,
+                        verdict: Verdict::Failed {
+                            error: err.to_string(),
+                        },
+                    });
+                    continue;
+                }
+            };
+            let verdict = self
+                .replay_one(&record, apply, now_ms)
+                .await
+                .unwrap_or_else(|err| Verdict::Failed {
+                    error: err.to_string(),
+                });
             report.records.push(Replayed {
                 provider: record.provider,
                 id: record.id,
@@ -241,6 +271,7 @@ impl EventsTable {
         parsed: &Parsed,
         now_ms: i64,
     ) -> Result<(), QueryError> {
+        let count = parsed.events.len() + parsed.unparsed.len();
         let into: Vec<AttributeValue> = parsed
             .events
             .iter()
@@ -253,6 +284,7 @@ impl EventsTable {
                     quarantine::sort_key(&id)
                 )
             }))
+            .take(MAX_RESOLVED_KEYS)
             .map(AttributeValue::S)
             .collect();
         let result = self
@@ -267,11 +299,13 @@ impl EventsTable {
                 SORT_KEY,
                 AttributeValue::S(quarantine::sort_key(&record.id)),
             )
-            .update_expression("SET #at = :at, #into = :into")
+            .update_expression("SET #at = :at, #into = :into, #count = :count")
             .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#at)")
             .expression_attribute_names("#pk", PARTITION_KEY)
             .expression_attribute_names("#at", RESOLVED_AT)
             .expression_attribute_names("#into", RESOLVED_INTO)
+            .expression_attribute_names("#count", RESOLVED_COUNT)
+            .expression_attribute_values(":count", AttributeValue::N(count.to_string()))
             .expression_attribute_values(
                 ":at",
                 AttributeValue::S(crate::event::format_rfc3339_ms(now_ms)),
@@ -292,14 +326,16 @@ impl EventsTable {
         }
     }
 
-    /// The records of one provider whose id starts with `id_prefix` ("" for all).
+    /// The records of one provider whose id starts with `id_prefix` ("" for
+    /// all), with their bodies or without ([`StoredBody::NotRead`]).
     async fn records_with_prefix(
         &self,
         provider: &str,
         id_prefix: &str,
         page_size: Option<i32>,
+        with_body: bool,
     ) -> Result<Vec<StoredRecord>, QueryError> {
-        let request = self
+        let mut request = self
             .client
             .query()
             .table_name(&self.table)
@@ -315,6 +351,15 @@ impl EventsTable {
                 AttributeValue::S(format!("{SORT_PREFIX}{id_prefix}")),
             )
             .set_limit(page_size);
+        if !with_body {
+            let mut names = Vec::with_capacity(LISTED_ATTRIBUTES.len());
+            for (i, attribute) in LISTED_ATTRIBUTES.iter().enumerate() {
+                let name = format!("#a{i}");
+                request = request.expression_attribute_names(&name, *attribute);
+                names.push(name);
+            }
+            request = request.projection_expression(names.join(", "));
+        }
         let mut records = Vec::new();
         let mut start = None;
         loop {
@@ -354,7 +399,7 @@ fn parse_again(provider: &dyn Provider, record: &StoredRecord, body: &[u8]) -> P
         for part in &mut parsed.unparsed {
             part.scope = PartScope::Event;
         }
-        codec::quarantine_unkeyable(&mut parsed);
+        codec::quarantine_unkeyable(body, &mut parsed);
         return parsed;
     }
     let headers: Vec<(String, String)> = record
@@ -368,7 +413,7 @@ fn parse_again(provider: &dyn Provider, record: &StoredRecord, body: &[u8]) -> P
         body,
     };
     let mut parsed = provider.parse_each(&inbound);
-    codec::quarantine_unkeyable(&mut parsed);
+    codec::quarantine_unkeyable(body, &mut parsed);
     parsed
 }
 
@@ -404,6 +449,7 @@ mod tests {
             expires_at,
             resolved_at: None,
             resolved_into: Vec::new(),
+            resolved_count: 0,
         }
     }
 

@@ -12,7 +12,7 @@
 //! [`map_key`]; index keys that DynamoDB would refuse are left out.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 
 use aws_sdk_dynamodb::primitives::Blob;
@@ -734,27 +734,25 @@ fn check_key(index: usize, event: &EmailEvent) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Moves every event the table cannot key from `parsed.events` to its
-/// quarantined parts, as its raw payload (once per payload: the recipients of
-/// one fanned-out event share it).
-pub fn quarantine_unkeyable(parsed: &mut Parsed) {
+/// Moves every event of `body` the table cannot key from `parsed.events` to
+/// its quarantined parts, as its raw payload (once per payload: the recipients
+/// of one fanned-out event share it; bounded by [`Parsed::keep_unparsed`]).
+pub fn quarantine_unkeyable(body: &[u8], parsed: &mut Parsed) {
     if check_keys(&parsed.events).is_ok() {
         return;
     }
     let events = std::mem::take(&mut parsed.events);
-    let mut quarantined = HashSet::new();
     for (index, event) in events.into_iter().enumerate() {
         match check_key(index, &event) {
             Ok(()) => parsed.events.push(event),
             Err(error) => {
-                if quarantined.insert(event.raw.clone()) {
-                    parsed.unparsed.push(Unparsed {
-                        body: event.raw.into_bytes(),
-                        code: error.code(),
-                        message: error.to_string(),
-                        scope: PartScope::Event,
-                    });
-                }
+                let part = Unparsed {
+                    body: event.raw.into_bytes(),
+                    code: error.code(),
+                    message: error.to_string(),
+                    scope: PartScope::Event,
+                };
+                parsed.keep_unparsed(body, part);
             }
         }
     }
@@ -1118,7 +1116,7 @@ mod tests {
             events: vec![at(1, "a@x"), at(-1, "b@x"), at(-1, "c@x"), at(2, "d@x")],
             unparsed: Vec::new(),
         };
-        quarantine_unkeyable(&mut parsed);
+        quarantine_unkeyable(b"{}", &mut parsed);
         let kept: Vec<i64> = parsed.events.iter().map(|e| e.event_time_ms).collect();
         assert_eq!(kept, [1, 2]);
         assert_eq!(parsed.unparsed.len(), 1);

@@ -59,8 +59,33 @@ pub const ERROR: &str = "error";
 /// When a replay turned the record into events.
 pub const RESOLVED_AT: &str = "resolved_at";
 /// What the replay made of it: the keys of its events and of any parts
-/// quarantined again, one `<partition key> <sort key>` per entry.
+/// quarantined again, one `<partition key> <sort key>` per entry (the first
+/// [`MAX_RESOLVED_KEYS`]).
 pub const RESOLVED_INTO: &str = "resolved_into";
+/// How many items the replay made of it (all of them, listed or not).
+pub const RESOLVED_COUNT: &str = "resolved_count";
+/// Most keys kept in [`RESOLVED_INTO`]: 100 keys of up to ~2 KB stay far below
+/// the item limit whatever the record already holds.
+pub const MAX_RESOLVED_KEYS: usize = 100;
+
+/// Every attribute of a record but its body, for listing without reading bodies.
+pub const LISTED_ATTRIBUTES: [&str; 15] = [
+    PARTITION_KEY,
+    SORT_KEY,
+    RECEIVED_AT,
+    ERROR_CODE,
+    ERROR,
+    CONTENT_TYPE,
+    PART,
+    BODY_BYTES,
+    BODY_TRUNCATED,
+    BODY_S3_BUCKET,
+    BODY_S3_KEY,
+    TTL_ATTRIBUTE,
+    RESOLVED_AT,
+    RESOLVED_INTO,
+    RESOLVED_COUNT,
+];
 
 /// Largest item a record is built to (DynamoDB's limit is 400 KB; room is left
 /// for the size estimate's rounding).
@@ -100,9 +125,11 @@ pub fn sort_key(id: &str) -> String {
     format!("{SORT_PREFIX}{id}")
 }
 
-/// The S3 object key of a record's body: `quarantine/<provider>/<id>.gz`.
+/// The S3 object key of a record's body: `raw/quarantine/<provider>/<id>.gz`,
+/// under the archive's `raw/` prefix, so the function's write permission and the
+/// bucket's expiry rule cover it as they cover raw payloads.
 pub fn object_key(provider: &str, id: &str) -> String {
-    format!("quarantine/{provider}/{id}.gz")
+    format!("raw/quarantine/{provider}/{id}.gz")
 }
 
 /// Whether an item is an event (neither a quarantine record nor a replay
@@ -235,6 +262,8 @@ pub enum StoredBody {
     },
     /// Not readable (a damaged compressed body).
     Unreadable,
+    /// Not read: the record was listed without its body.
+    NotRead,
 }
 
 /// A quarantine record as read back.
@@ -262,8 +291,11 @@ pub struct StoredRecord {
     pub expires_at: Option<i64>,
     /// When a replay resolved it.
     pub resolved_at: Option<String>,
-    /// What the replay made of it (keys, `<partition key> <sort key>`).
+    /// What the replay made of it (keys, `<partition key> <sort key>`; the first
+    /// [`MAX_RESOLVED_KEYS`]).
     pub resolved_into: Vec<String>,
+    /// How many items the replay made of it.
+    pub resolved_count: u64,
 }
 
 /// Reads a record item; `None` for any item that is not one.
@@ -279,8 +311,11 @@ pub fn decode(item: &Item) -> Option<StoredRecord> {
             .and_then(|n| n.parse::<i64>().ok())
     };
     let blob = |name: &str| item.get(name).and_then(|v| v.as_b().ok());
+    let listed_only = !item.contains_key(BODY) && !item.contains_key(BODY_GZ);
     let body = if let (Some(bucket), Some(key)) = (text(BODY_S3_BUCKET), text(BODY_S3_KEY)) {
         StoredBody::Archived { bucket, key }
+    } else if listed_only {
+        StoredBody::NotRead
     } else if let Some(gz) = blob(BODY_GZ) {
         gunzip(gz.as_ref()).map_or(StoredBody::Unreadable, StoredBody::Inline)
     } else {
@@ -291,7 +326,7 @@ pub fn decode(item: &Item) -> Option<StoredRecord> {
             StoredBody::Inline(bytes)
         }
     };
-    let resolved_into = item
+    let resolved_into: Vec<String> = item
         .get(RESOLVED_INTO)
         .and_then(|v| v.as_l().ok())
         .map(|list| list.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
@@ -313,6 +348,9 @@ pub fn decode(item: &Item) -> Option<StoredRecord> {
         body,
         expires_at: number(TTL_ATTRIBUTE),
         resolved_at: text(RESOLVED_AT),
+        resolved_count: number(RESOLVED_COUNT)
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(resolved_into.len() as u64),
         resolved_into,
     })
 }
@@ -370,6 +408,12 @@ mod tests {
             (stored.scope, stored.content_type),
             (PartScope::Event, None)
         );
+    }
+
+    #[test]
+    fn archived_bodies_go_under_the_prefix_the_function_may_write() {
+        // template.yaml grants s3:PutObject on `raw/*` only, and expires `raw/`.
+        assert!(object_key("sendgrid", "ab").starts_with("raw/"));
     }
 
     #[test]

@@ -252,3 +252,21 @@ async fn deeply_nested_json_is_quarantined_without_crashing() {
     let body = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert_quarantined("tencent", body.as_bytes(), "invalid_json").await;
 }
+
+#[tokio::test]
+async fn a_batch_of_many_bad_items_is_one_record_not_one_each() {
+    // 1,000 distinct bad items and one good event: one write for the bad ones.
+    let good = String::from_utf8(fixture("sendgrid", "docs_delivered")).unwrap();
+    let good = good.trim().trim_start_matches('[').trim_end_matches(']');
+    let bad: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+    let body = format!("[{good},{}]", bad.join(","));
+    let (status, reply, stored, records) = post("sendgrid", body.as_bytes()).await;
+    assert_eq!(
+        (status, reply["stored"].as_u64(), reply["quarantined"].as_u64()),
+        (200, Some(1), Some(1)),
+        "{reply}"
+    );
+    assert_eq!((stored, records.len()), (1, 1));
+    assert_eq!(records[0].error_code, "too_many_unparsed");
+    assert_eq!(records[0].body, StoredBody::Inline(body.into_bytes()));
+}

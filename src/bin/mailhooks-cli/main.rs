@@ -718,9 +718,20 @@ fn render_rows(rows: &[Vec<String>]) -> String {
 fn cell(text: &str) -> String {
     let visible: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || is_bidi_control(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     clip(&visible, MAX_CELL_CHARS)
+}
+
+/// The Unicode bidirectional controls, which reorder how text is displayed.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn clip(text: &str, max_chars: usize) -> String {

@@ -7,7 +7,7 @@ use mailhooks::read::quarantine::{ReplayReport, Verdict};
 use mailhooks::store::quarantine::StoredRecord;
 use serde::Serialize;
 
-use super::{cell, count, render_table};
+use super::{cell, count, is_bidi_control, render_table};
 
 /// One row of the list.
 #[derive(Debug, Serialize)]
@@ -77,6 +77,7 @@ pub struct Shown<'a> {
     listed: Listed<'a>,
     content_type: Option<&'a str>,
     resolved_into: &'a [String],
+    resolved_count: u64,
     /// The body as text, when it is UTF-8.
     body: Option<String>,
     /// The body as base64 (always, when readable: the exact bytes).
@@ -99,6 +100,7 @@ impl<'a> Shown<'a> {
             listed: Listed::from(record),
             content_type: record.content_type.as_deref(),
             resolved_into: &record.resolved_into,
+            resolved_count: record.resolved_count,
             body: text,
             body_base64: base64,
             body_unavailable: unavailable,
@@ -119,9 +121,14 @@ pub fn render_shown(shown: &Shown<'_>) -> String {
         cell(l.error)
     );
     if let Some(at) = l.resolved_at {
+        let listed = if shown.resolved_count > shown.resolved_into.len() as u64 {
+            format!(" (the first {} listed)", shown.resolved_into.len())
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "resolved {at} into {}\n",
-            count(shown.resolved_into.len(), "item")
+            "resolved {at} into {}{listed}\n",
+            count(shown.resolved_count as usize, "item")
         ));
         for key in shown.resolved_into {
             out.push_str(&format!("  {}\n", cell(key)));
@@ -146,7 +153,7 @@ pub fn render_shown(shown: &Shown<'_>) -> String {
 fn visible(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
+        if (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) {
             out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
         } else {
             out.push(c);
@@ -199,6 +206,7 @@ pub fn render_replay(report: &ReplayReport) -> String {
                 ),
                 Verdict::StillFails { code } => format!("still fails: {code}"),
                 Verdict::Skipped { reason } => format!("skipped: {reason}"),
+                Verdict::Failed { error } => format!("failed (replay again): {error}"),
             };
             vec![
                 r.provider.clone(),
