@@ -262,7 +262,11 @@ async fn a_batch_of_many_bad_items_is_one_record_not_one_each() {
     let body = format!("[{good},{}]", bad.join(","));
     let (status, reply, stored, records) = post("sendgrid", body.as_bytes()).await;
     assert_eq!(
-        (status, reply["stored"].as_u64(), reply["quarantined"].as_u64()),
+        (
+            status,
+            reply["stored"].as_u64(),
+            reply["quarantined"].as_u64()
+        ),
         (200, Some(1), Some(1)),
         "{reply}"
     );

@@ -672,8 +672,17 @@ fn function_url_is_public_and_bounded_by_reserved_concurrency() {
     for (id, body) in &public {
         assert_eq!(scalar(body, &["Condition"]), Some("UseFunctionUrl"), "{id}");
         let properties = at(body, &["Properties"]);
-        let scoped = scalar(&properties, &["FunctionUrlAuthType"]) == Some("NONE")
-            || scalar(&properties, &["InvokedViaFunctionUrl"]) == Some("true");
+        // Each public action is scoped its own way: the URL action to an
+        // unauthenticated URL, the invoke action to invocations through the URL.
+        let scoped = match scalar(&properties, &["Action"]) {
+            Some("lambda:InvokeFunctionUrl") => {
+                scalar(&properties, &["FunctionUrlAuthType"]) == Some("NONE")
+            }
+            Some("lambda:InvokeFunction") => {
+                scalar(&properties, &["InvokedViaFunctionUrl"]) == Some("true")
+            }
+            _ => false,
+        };
         assert!(scoped, "{id}: public, but only through the URL");
     }
 
