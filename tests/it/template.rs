@@ -1190,6 +1190,7 @@ fn dashboard_shows_this_stacks_function_table_and_front_door() {
                 "ApiId" => variable_is(value, &api_variable),
                 "LoadBalancer" => variable_is(value, &lb_variable),
                 "GlobalSecondaryIndexName" => value == Some(RECIPIENT_INDEX),
+                "QueueName" => value == Some("!GetAtt SesUndeliveredQueue.QueueName"),
                 // The only operation the function is allowed.
                 "Operation" => value == Some("PutItem"),
                 _ => false,
@@ -1305,10 +1306,12 @@ fn alarms_cover_every_provider_and_notify_the_topic() {
             }
         }
 
-        // The dashboard's alarm widget shows it.
+        // The dashboard's alarm widget shows it, unless the alarm is optional
+        // (a `!Sub` cannot name a resource that may not exist).
         let arn = Value::String(format!("${{{id}.Arn}}"));
+        let optional = scalar(alarm, &["Condition"]).is_some();
         assert!(
-            body["widgets"]
+            optional || body["widgets"]
                 .as_array()
                 .expect("widgets")
                 .iter()
@@ -1604,6 +1607,40 @@ fn direct_ses_sources_are_optional_and_each_permission_names_its_one_source() {
         scalar(&properties, &["Endpoint"]),
         Some(function_arn.as_str())
     );
+
+    // Nothing lost: what the rule or the topic cannot deliver, and what still
+    // fails after Lambda's retries, goes to one queue, which only they may fill.
+    let queue = "!GetAtt SesUndeliveredQueue.Arn";
+    assert_eq!(
+        scalar(&targets[0], &["DeadLetterConfig", "Arn"]),
+        Some(queue)
+    );
+    assert_eq!(
+        scalar(&properties, &["RedrivePolicy", "deadLetterTargetArn"]),
+        Some(queue)
+    );
+    let (_, invoke_config) = resource(&doc, "AWS::Lambda::EventInvokeConfig");
+    assert_eq!(scalar(&invoke_config, &["Condition"]), Some("HasSesDirect"));
+    assert_eq!(
+        scalar(
+            &invoke_config,
+            &["Properties", "DestinationConfig", "OnFailure", "Destination"]
+        ),
+        Some(queue)
+    );
+    assert_eq!(
+        scalar(&doc, &["Conditions", "HasSesDirect"]),
+        Some("!Or [!Condition HasSesEventRule, !Condition HasSesSnsTopic]")
+    );
+    assert!(on.condition("HasSesDirect") && !off.condition("HasSesDirect"));
+    let (_, queue_policy) = resource(&doc, "AWS::SQS::QueuePolicy");
+    let policy_text: String = queue_policy.iter().map(|l| l.text).collect::<Vec<_>>().join("\n");
+    for source in [
+        "\"aws:SourceArn\": !GetAtt SesEventRule.Arn",
+        "\"aws:SourceArn\": !Ref SesSnsTopicArn",
+    ] {
+        assert!(policy_text.contains(source), "queue policy scoped to {source}");
+    }
 
     // Each permission: one service, invoking only from its one rule or topic,
     // under the same condition as what it lets in.
