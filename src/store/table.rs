@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::StoreError;
-use super::codec::{INDEXES, Index, PARTITION_KEY, RECIPIENT, SORT_KEY, SUPPRESSION, TTL_ATTRIBUTE};
+use super::codec::{
+    INDEXES, Index, PARTITION_KEY, RECIPIENT, SORT_KEY, SUPPRESSION, TTL_ATTRIBUTE,
+};
 use super::errors::store_error;
 
 /// Creates the events table exactly as `template.yaml` declares it: keys, the
