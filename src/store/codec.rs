@@ -1,10 +1,16 @@
 //! The table codec: how one event is laid out as a DynamoDB item, and read back.
 //!
 //! Everything the table's layout says is written here and only here: attribute
-//! and index names, the sort key `<RFC 3339 ms>#<event_type>#<hash>`, where the
-//! raw payload goes (inline text, gzip, S3 or dropped), the TTL, the suppression
-//! attribute and the `~` encoding of map names. [`encode`] builds an item and
-//! [`decode`] reads one back as a [`StoredEvent`].
+//! and index names, what each index copies ([`INDEXES`]), the sort key
+//! `<RFC 3339 ms>#<event_type>#<hash>`, where the raw payload goes (inline text,
+//! gzip, S3 or dropped), the TTL, the suppression attribute and the `~` encoding
+//! of map names. [`encode`] builds an item and [`decode`] reads one back as a
+//! [`StoredEvent`], whichever layout wrote it.
+//!
+//! Write units drive the layout: DynamoDB bills a new item one unit per started
+//! KB in the table and again in each index it is in ([`WriteUnits`]), so the
+//! indexes copy what the views print and not the raw payload, and the raw
+//! payload is gzipped when that saves a unit (docs/performance.md).
 //!
 //! Whatever a provider sends, the item is one DynamoDB accepts: a refused item
 //! would fail the whole request with a 5xx, and the provider would retry it (and

@@ -160,10 +160,8 @@ async fn an_item_in_the_old_layout_reads_back_in_every_view() {
     assert_eq!(timeline.events[0].raw.text(), Some(event.raw.clone()));
     let address = event.recipient.clone().unwrap();
     let listed = table.recipient_events(&address, None, None).await.unwrap();
-    assert_eq!(
-        listed.iter().map(printed).collect::<Vec<_>>(),
-        [expected.clone()]
-    );
+    assert_eq!(listed.len(), 1);
+    assert_eq!(printed(&listed[0]), expected);
     let suppressions = table.suppressions(None, None).await.unwrap();
     assert_eq!(suppressions.len(), 1);
     assert_eq!(suppressions[0].address, address);
