@@ -1002,18 +1002,116 @@ mod tests {
         assert_eq!(raw_payload(&item), Some(raw));
     }
 
-    #[test]
-    fn incompressible_huge_raw_is_truncated_but_fields_kept() {
-        // Pseudo-random hex does not compress below the limit.
+    /// Pseudo-random hex: gzip barely shrinks it.
+    fn noise(len: usize) -> String {
         let mut noise = String::new();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        while noise.len() < 1_200_000 {
+        while noise.len() < len {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             noise.push_str(&format!("{x:016x}"));
         }
-        let item = encode(&event(noise), 0, None);
+        noise.truncate(len);
+        noise
+    }
+
+    #[test]
+    fn raw_is_gzipped_only_when_that_saves_a_write_unit() {
+        let repetitive = format!(r#"{{"a":"{}"}}"#, "abc".repeat(500));
+        let item = encode(&event(repetitive.clone()), 0, None);
+        assert!(item.contains_key(RAW_GZ) && !item.contains_key(RAW));
+        assert_eq!(
+            WriteUnits::of(&item).table,
+            1,
+            "1.5 KB as text, 1 unit gzipped"
+        );
+        assert_eq!(raw_payload(&item), Some(repetitive));
+        // Under 1 KB already: nothing to save.
+        let small = encode(
+            &event(format!(r#"{{"a":"{}"}}"#, "abc".repeat(200))),
+            0,
+            None,
+        );
+        assert!(small.contains_key(RAW) && !small.contains_key(RAW_GZ));
+        // Over 1 KB but gzip cannot bring it under: text, readable as it is.
+        let dense = encode(&event(noise(1_500)), 0, None);
+        assert!(dense.contains_key(RAW) && !dense.contains_key(RAW_GZ));
+        assert_eq!(
+            WriteUnits::of(&dense).table,
+            2,
+            "1.7 KB as text, 1.1 KB gzipped"
+        );
+        assert!(!dense.contains_key(RAW_BYTES) && !dense.contains_key(RAW_ENCODING));
+    }
+
+    #[test]
+    fn item_sizes_follow_dynamodb_rules() {
+        let size =
+            |name: &str, value: AttributeValue| estimate_item(&Item::from([(name.into(), value)]));
+        assert_eq!(
+            size("ab", AttributeValue::S("é".into())),
+            2 + 2,
+            "UTF-8 bytes"
+        );
+        assert_eq!(size("n", AttributeValue::N("123".into())), 1 + 2 + 1);
+        // Two significant digits per byte plus one, rounded up by a byte at most.
+        assert_eq!(size("n", AttributeValue::N("1234".into())), 1 + 4);
+        assert_eq!(
+            size("b", AttributeValue::B(Blob::new(vec![0; 5]))),
+            1 + 5,
+            "raw bytes, not base64"
+        );
+        assert_eq!(size("t", AttributeValue::Bool(true)), 1 + 1);
+        let map = AttributeValue::M(HashMap::from([("k".into(), AttributeValue::S("v".into()))]));
+        assert_eq!(
+            size("m", map),
+            1 + 3 + (1 + 1 + 1),
+            "3 per map, 1 per entry"
+        );
+        assert_eq!(write_units(0), 1);
+        assert_eq!(write_units(WRITE_UNIT_BYTES), 1);
+        assert_eq!(write_units(WRITE_UNIT_BYTES + 1), 2);
+    }
+
+    #[test]
+    fn index_entries_hold_the_keys_and_what_the_views_print_not_raw() {
+        let mut e = event(r#"{"a":1}"#.into());
+        e.event_type = EventType::Bounced;
+        e.bounce_type = Some(BounceType::Hard);
+        e.reason = Some("550".into());
+        let item = encode(&e, 0, Some(30));
+        let [recipients, suppressions] = INDEXES.map(|index| index.entry(&item).unwrap());
+        for entry in [&recipients, &suppressions] {
+            for name in [
+                PARTITION_KEY,
+                SORT_KEY,
+                RECIPIENT,
+                SUPPRESSION,
+                "reason",
+                METADATA,
+            ] {
+                assert!(entry.contains_key(name), "{name}");
+            }
+            assert!(!entry.contains_key(RAW) && !entry.contains_key(TTL_ATTRIBUTE));
+            assert_eq!(decode(entry).raw, StoredRaw::Absent);
+        }
+        let units = WriteUnits::of(&item);
+        assert_eq!((units.table, units.indexes, units.total()), (1, [1, 1], 3));
+        e.event_type = EventType::Delivered;
+        let delivered = encode(&e, 0, None);
+        assert_eq!(
+            INDEXES[1].entry(&delivered),
+            None,
+            "the suppression index is sparse"
+        );
+        assert_eq!(WriteUnits::of(&delivered).indexes, [1, 0]);
+    }
+
+    #[test]
+    fn incompressible_huge_raw_is_truncated_but_fields_kept() {
+        // Pseudo-random hex does not compress below the limit.
+        let item = encode(&event(noise(1_200_000)), 0, None);
         assert_eq!(item["raw_truncated"], AttributeValue::Bool(true));
         assert_eq!(item["raw_bytes"], AttributeValue::N("1200000".into()));
         assert_eq!(raw_payload(&item), None);
