@@ -13,7 +13,7 @@
 //!
 //! Sizes only, no timing: `cargo bench --bench items`, or the same figures from
 //! a debug build with `cargo test --bench items`. Exits non-zero if any event
-//! costs more after than before.
+//! costs more after than before. Ends with the row `benches/run.sh` collects.
 
 use std::collections::BTreeMap;
 
@@ -258,5 +258,18 @@ fn main() {
             eprintln!("FAILED: events costing more after than before: {worse:?}");
             std::process::exit(1);
         }
+        if retention.is_none() {
+            summary_row(&samples);
+        }
     }
+}
+
+/// The row of `benches/run.sh`'s table (measure | value | target).
+fn summary_row(samples: &[Sample]) {
+    let before = mean(samples.iter().map(|s| units(s)[0]));
+    let after = mean(samples.iter().map(|s| units(s)[3]));
+    println!(
+        "\n| write units per event, table + indexes, {} fixture events | {after:.2} ({before:.2} before) | ≤ 2.0 |",
+        samples.len()
+    );
 }
