@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints one table (measure | value | target):
-#   CPU per event (benches/cpu.rs); the Lambda binary under a runtime API stub —
+#   CPU per event (benches/cpu.rs); write units per event (benches/items.rs); the Lambda binary under a runtime API stub —
 #   cold start, warm invocations vs a bare PutItem, batch, peak RSS, the two write
 #   paths (benches/lambda.rs); the overhead over the storage floor with the
 #   handler's own SDK client (benches/floor.rs); the loopback load test
@@ -15,6 +15,7 @@ rows() { grep -E '^\| ' | grep -vE '^\| measure \||^\|---'; }
 table=$(mktemp)
 trap 'rm -f "$table"' EXIT
 cargo bench -q --bench cpu 2>/dev/null | rows >>"$table"
+cargo bench -q --bench items 2>/dev/null | rows >>"$table"
 cargo bench -q --bench lambda 2>/dev/null | rows >>"$table"
 cargo bench -q --features local --bench floor 2>/dev/null | rows >>"$table"
 cargo bench -q --features local --bench load 2>/dev/null | rows >>"$table"

@@ -4,6 +4,11 @@
 //!
 //! Every read follows `LastEvaluatedKey` to the end; each takes an optional page
 //! size (DynamoDB's `Limit`) so a caller can keep pages small.
+//!
+//! The address and suppression reads query an index, whose entries carry what the
+//! views print but not the raw payload ([`crate::store::codec::INDEXES`]): their
+//! events' `raw` is [`StoredRaw::Absent`](crate::store::codec::StoredRaw::Absent)
+//! unless it was dropped. The timeline reads the table, raw payloads included.
 
 pub mod quarantine;
 mod since;

@@ -171,7 +171,7 @@ impl EventsTable {
     }
 
     /// Every event for one address (any case), across messages and providers,
-    /// in time order, through the recipient index.
+    /// in time order, through the recipient index (without raw payloads).
     pub async fn recipient_events(
         &self,
         address: &str,
@@ -187,8 +187,9 @@ impl EventsTable {
         self.query_events(request).await
     }
 
-    /// The addresses not to mail again, each with its latest suppressing event,
-    /// sorted by address: one Query per suppression reason on the sparse index.
+    /// The addresses not to mail again, each with its latest suppressing event
+    /// (without its raw payload), sorted by address: one Query per suppression
+    /// reason on the sparse index.
     pub async fn suppressions(
         &self,
         since: Option<&Since>,

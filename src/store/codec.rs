@@ -1,10 +1,16 @@
 //! The table codec: how one event is laid out as a DynamoDB item, and read back.
 //!
 //! Everything the table's layout says is written here and only here: attribute
-//! and index names, the sort key `<RFC 3339 ms>#<event_type>#<hash>`, where the
-//! raw payload goes (inline text, gzip, S3 or dropped), the TTL, the suppression
-//! attribute and the `~` encoding of map names. [`encode`] builds an item and
-//! [`decode`] reads one back as a [`StoredEvent`].
+//! and index names, what each index copies ([`INDEXES`]), the sort key
+//! `<RFC 3339 ms>#<event_type>#<hash>`, where the raw payload goes (inline text,
+//! gzip, S3 or dropped), the TTL, the suppression attribute and the `~` encoding
+//! of map names. [`encode`] builds an item and [`decode`] reads one back as a
+//! [`StoredEvent`], whichever layout wrote it.
+//!
+//! Write units drive the layout: DynamoDB bills a new item one unit per started
+//! KB in the table and again in each index it is in ([`WriteUnits`]), so the
+//! indexes copy what the views print and not the raw payload, and the raw
+//! payload is gzipped when that saves a unit (docs/performance.md).
 //!
 //! Whatever a provider sends, the item is one DynamoDB accepts: a refused item
 //! would fail the whole request with a 5xx, and the provider would retry it (and
@@ -84,6 +90,125 @@ pub const INLINE_RAW_ATTRIBUTES: [&str; 4] = [RAW, RAW_GZ, RAW_ENCODING, RAW_BYT
 pub const RECEIPT_ATTRIBUTES: [&str; 2] = [RECEIVED_AT, TTL_ATTRIBUTE];
 /// Value of [`RAW_ENCODING`].
 const GZIP: &str = "gzip";
+/// The least the gzip attributes add to an item: their names, a one-digit
+/// `raw_bytes`, `gzip`, and gzip's 18 bytes of header and trailer around at
+/// least 2 bytes of deflate.
+const GZIP_ATTRIBUTES_BYTES: usize =
+    RAW_BYTES.len() + 2 + RAW_ENCODING.len() + GZIP.len() + RAW_GZ.len() + 20;
+
+/// What an event's entry in either index carries besides the keys: what the
+/// views (`mailhooks-cli recipient`, `suppressions`, text or `--json`) print of
+/// an event, which is everything [`decode`] reads but the raw payload, the
+/// expiry and `fields_truncated`. The raw payload is most of an item; the
+/// views never print it, only whether it was dropped (`raw_truncated`).
+const VIEW_ATTRIBUTES: [&str; 18] = [
+    PROVIDER,
+    EVENT_TYPE,
+    PROVIDER_EVENT,
+    EVENT_TIME_MS,
+    RECEIVED_AT,
+    BOUNCE_TYPE,
+    "reason",
+    "status_code",
+    "url",
+    "ip",
+    "user_agent",
+    "subject",
+    "sender",
+    "batch_id",
+    "template_id",
+    METADATA,
+    DETAILS,
+    RAW_TRUNCATED,
+];
+
+/// A global secondary index of the table: its partition key (the sort key is
+/// always [`SORT_KEY`]) and the attributes it copies from an item (projection
+/// `INCLUDE`). The table's and the index's keys are copied whatever the projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Index {
+    /// Index name.
+    pub name: &'static str,
+    /// Partition key attribute; an item without it is not in the index.
+    pub partition_key: &'static str,
+    /// The view attribute that is a key of the other index (the recipient
+    /// view prints the suppression reason, the suppression view the address).
+    other_key: &'static str,
+}
+
+impl Index {
+    /// The non-key attributes the index copies: [`VIEW_ATTRIBUTES`] and the
+    /// other index's partition key.
+    pub fn projected(&self) -> impl Iterator<Item = &'static str> {
+        VIEW_ATTRIBUTES
+            .into_iter()
+            .chain(std::iter::once(self.other_key))
+    }
+
+    /// The entry an item has in this index, as DynamoDB projects it; `None`
+    /// when the item lacks the index's partition key.
+    pub fn entry(&self, item: &Item) -> Option<Item> {
+        item.get(self.partition_key)?;
+        let keys = [PARTITION_KEY, SORT_KEY, self.partition_key];
+        Some(
+            keys.into_iter()
+                .chain(self.projected())
+                .filter_map(|name| Some((name.to_owned(), item.get(name)?.clone())))
+                .collect(),
+        )
+    }
+}
+
+/// The table's global secondary indexes, as `template.yaml` declares them.
+pub const INDEXES: [Index; 2] = [
+    Index {
+        name: RECIPIENT_INDEX,
+        partition_key: RECIPIENT,
+        other_key: SUPPRESSION,
+    },
+    Index {
+        name: SUPPRESSION_INDEX,
+        partition_key: SUPPRESSION,
+        other_key: RECIPIENT,
+    },
+];
+
+/// Bytes per write unit: DynamoDB bills a write by each started KB.
+pub const WRITE_UNIT_BYTES: usize = 1024;
+
+/// The write units of writing `bytes` (an item or an index entry): one per
+/// started KB, at least one.
+pub fn write_units(bytes: usize) -> usize {
+    bytes.div_ceil(WRITE_UNIT_BYTES).max(1)
+}
+
+/// What putting a new item costs in write units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteUnits {
+    /// The table's.
+    pub table: usize,
+    /// Each index's of [`INDEXES`], in order: 0 for an index the item is not in.
+    pub indexes: [usize; 2],
+}
+
+impl WriteUnits {
+    /// The units of putting `item`.
+    pub fn of(item: &Item) -> WriteUnits {
+        WriteUnits {
+            table: write_units(estimate_item(item)),
+            indexes: INDEXES.map(|index| {
+                index
+                    .entry(item)
+                    .map_or(0, |entry| write_units(estimate_item(&entry)))
+            }),
+        }
+    }
+
+    /// Table and indexes together.
+    pub fn total(&self) -> usize {
+        self.table + self.indexes.iter().sum::<usize>()
+    }
+}
 
 /// Separator of the sort key's parts.
 const KEY_SEPARATOR: char = '#';
@@ -169,26 +294,54 @@ impl Draft {
         estimate_item(&self.item) + RAW.len() + raw.len() <= ITEM_BUDGET
     }
 
-    /// The item with `raw` inline: text, else gzip, else dropped.
+    /// The item with `raw` inline: text, or gzip when that takes fewer write
+    /// units (or only gzip fits), else dropped.
+    ///
+    /// Text is kept whenever gzip would not cross a 1 KB write-unit boundary:
+    /// a write is billed by the started KB, so a smaller item in the same unit
+    /// saves nothing and would cost CPU on every write and read.
     pub fn with_raw_inline(mut self, raw: &str) -> Item {
-        if self.raw_fits_as_text(raw) {
+        let without_raw = estimate_item(&self.item);
+        let text_bytes = without_raw + RAW.len() + raw.len();
+        let fits_as_text = text_bytes <= ITEM_BUDGET;
+        let gzip_can_help = !fits_as_text
+            || write_units(without_raw + GZIP_ATTRIBUTES_BYTES) < write_units(text_bytes);
+        if gzip_can_help && self.insert_gzip(raw, fits_as_text.then_some(text_bytes)) {
+            return self.item;
+        }
+        if fits_as_text {
             self.item
                 .insert(RAW.into(), AttributeValue::S(raw.to_owned()));
             return self.item;
         }
         let item = &mut self.item;
         item.insert(RAW_BYTES.into(), AttributeValue::N(raw.len().to_string()));
-        let compressed = gzip(raw.as_bytes());
-        let with_meta = estimate_item(item) + RAW_ENCODING.len() + GZIP.len();
-        if let Some(gz) = compressed.filter(|gz| with_meta + RAW_GZ.len() + gz.len() <= ITEM_BUDGET)
-        {
-            item.insert(RAW_GZ.into(), AttributeValue::B(Blob::new(gz)));
-            item.insert(RAW_ENCODING.into(), AttributeValue::S(GZIP.into()));
-            return self.item;
-        }
         item.insert(RAW_TRUNCATED.into(), AttributeValue::Bool(true));
         shrink_to_budget(item);
         self.item
+    }
+
+    /// Puts `raw` gzip-compressed into the item if it fits the budget and, when
+    /// the text would fit in `text_bytes`, takes fewer write units than the text.
+    fn insert_gzip(&mut self, raw: &str, text_bytes: Option<usize>) -> bool {
+        let Some(gz) = gzip(raw.as_bytes()) else {
+            return false;
+        };
+        let item = &mut self.item;
+        item.insert(RAW_BYTES.into(), AttributeValue::N(raw.len().to_string()));
+        item.insert(RAW_ENCODING.into(), AttributeValue::S(GZIP.into()));
+        item.insert(RAW_GZ.into(), AttributeValue::B(Blob::new(gz)));
+        let gz_bytes = estimate_item(item);
+        let better = match text_bytes {
+            Some(text) => write_units(gz_bytes) < write_units(text),
+            None => gz_bytes <= ITEM_BUDGET,
+        };
+        if !better {
+            for name in [RAW_BYTES, RAW_ENCODING, RAW_GZ] {
+                item.remove(name);
+            }
+        }
+        better
     }
 
     /// The item pointing at its raw payload archived in S3.
@@ -638,7 +791,9 @@ fn clip_to(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// DynamoDB's item size: attribute names plus values (an upper-bound estimate).
+/// DynamoDB's item size by its published rules (attribute names plus values;
+/// maps and lists 3 bytes plus 1 per element), exact but for numbers, which
+/// it rounds up by at most a byte.
 pub fn estimate_item(item: &Item) -> usize {
     item.iter().map(|(k, v)| k.len() + estimate_value(v)).sum()
 }
@@ -845,18 +1000,116 @@ mod tests {
         assert_eq!(raw_payload(&item), Some(raw));
     }
 
-    #[test]
-    fn incompressible_huge_raw_is_truncated_but_fields_kept() {
-        // Pseudo-random hex does not compress below the limit.
+    /// Pseudo-random hex: 4 bits of entropy per byte, so gzip no more than halves it.
+    fn noise(len: usize) -> String {
         let mut noise = String::new();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        while noise.len() < 1_200_000 {
+        while noise.len() < len {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             noise.push_str(&format!("{x:016x}"));
         }
-        let item = encode(&event(noise), 0, None);
+        noise.truncate(len);
+        noise
+    }
+
+    #[test]
+    fn raw_is_gzipped_only_when_that_saves_a_write_unit() {
+        let repetitive = format!(r#"{{"a":"{}"}}"#, "abc".repeat(500));
+        let item = encode(&event(repetitive.clone()), 0, None);
+        assert!(item.contains_key(RAW_GZ) && !item.contains_key(RAW));
+        assert_eq!(
+            WriteUnits::of(&item).table,
+            1,
+            "1.5 KB as text, 1 unit gzipped"
+        );
+        assert_eq!(raw_payload(&item), Some(repetitive));
+        // Under 1 KB already: nothing to save.
+        let small = encode(
+            &event(format!(r#"{{"a":"{}"}}"#, "abc".repeat(200))),
+            0,
+            None,
+        );
+        assert!(small.contains_key(RAW) && !small.contains_key(RAW_GZ));
+        // Over 1 KB but gzip cannot bring it under: text, readable as it is.
+        let dense = encode(&event(noise(1_500)), 0, None);
+        assert!(dense.contains_key(RAW) && !dense.contains_key(RAW_GZ));
+        assert_eq!(
+            WriteUnits::of(&dense).table,
+            2,
+            "1.7 KB as text, 1.1 KB gzipped"
+        );
+        assert!(!dense.contains_key(RAW_BYTES) && !dense.contains_key(RAW_ENCODING));
+    }
+
+    #[test]
+    fn item_sizes_follow_dynamodb_rules() {
+        let size =
+            |name: &str, value: AttributeValue| estimate_item(&Item::from([(name.into(), value)]));
+        assert_eq!(
+            size("ab", AttributeValue::S("é".into())),
+            2 + 2,
+            "UTF-8 bytes"
+        );
+        assert_eq!(size("n", AttributeValue::N("123".into())), 1 + 2 + 1);
+        // Two significant digits per byte plus one, rounded up by a byte at most.
+        assert_eq!(size("n", AttributeValue::N("1234".into())), 1 + 4);
+        assert_eq!(
+            size("b", AttributeValue::B(Blob::new(vec![0; 5]))),
+            1 + 5,
+            "raw bytes, not base64"
+        );
+        assert_eq!(size("t", AttributeValue::Bool(true)), 1 + 1);
+        let map = AttributeValue::M(HashMap::from([("k".into(), AttributeValue::S("v".into()))]));
+        assert_eq!(
+            size("m", map),
+            1 + 3 + (1 + 1 + 1),
+            "3 per map, 1 per entry"
+        );
+        assert_eq!(write_units(0), 1);
+        assert_eq!(write_units(WRITE_UNIT_BYTES), 1);
+        assert_eq!(write_units(WRITE_UNIT_BYTES + 1), 2);
+    }
+
+    #[test]
+    fn index_entries_hold_the_keys_and_what_the_views_print_not_raw() {
+        let mut e = event(r#"{"a":1}"#.into());
+        e.event_type = EventType::Bounced;
+        e.bounce_type = Some(BounceType::Hard);
+        e.reason = Some("550".into());
+        let item = encode(&e, 0, Some(30));
+        let [recipients, suppressions] = INDEXES.map(|index| index.entry(&item).unwrap());
+        for entry in [&recipients, &suppressions] {
+            for name in [
+                PARTITION_KEY,
+                SORT_KEY,
+                RECIPIENT,
+                SUPPRESSION,
+                "reason",
+                METADATA,
+            ] {
+                assert!(entry.contains_key(name), "{name}");
+            }
+            assert!(!entry.contains_key(RAW) && !entry.contains_key(TTL_ATTRIBUTE));
+            assert_eq!(decode(entry).raw, StoredRaw::Absent);
+        }
+        let units = WriteUnits::of(&item);
+        assert_eq!((units.table, units.indexes, units.total()), (1, [1, 1], 3));
+        e.event_type = EventType::Delivered;
+        let delivered = encode(&e, 0, None);
+        assert_eq!(
+            INDEXES[1].entry(&delivered),
+            None,
+            "the suppression index is sparse"
+        );
+        assert_eq!(WriteUnits::of(&delivered).indexes, [1, 0]);
+    }
+
+    #[test]
+    fn incompressible_huge_raw_is_truncated_but_fields_kept() {
+        // Pseudo-random hex does not compress below the limit.
+        let item = encode(&event(noise(1_200_000)), 0, None);
         assert_eq!(item["raw_truncated"], AttributeValue::Bool(true));
         assert_eq!(item["raw_bytes"], AttributeValue::N("1200000".into()));
         assert_eq!(raw_payload(&item), None);

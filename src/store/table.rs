@@ -9,13 +9,13 @@ use aws_sdk_dynamodb::types::{
 
 use super::StoreError;
 use super::codec::{
-    PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, SUPPRESSION, SUPPRESSION_INDEX,
-    TTL_ATTRIBUTE,
+    INDEXES, Index, PARTITION_KEY, RECIPIENT, SORT_KEY, SUPPRESSION, TTL_ATTRIBUTE,
 };
 use super::errors::store_error;
 
 /// Creates the events table exactly as `template.yaml` declares it: keys, the
-/// recipient and suppression indexes and TTL.
+/// recipient and suppression indexes with the attributes they copy
+/// ([`Index::projected`]) and TTL.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     let key = |name: &str, key_type| {
         KeySchemaElement::builder()
@@ -31,19 +31,20 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .build()
             .map_err(build_error)
     };
-    let index = |name: &str, partition: &str| {
+    let index = |index: &Index| {
+        let projection = Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(index.projected().map(str::to_owned).collect()))
+            .build();
         GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .key_schema(key(partition, KeyType::Hash)?)
+            .index_name(index.name)
+            .key_schema(key(index.partition_key, KeyType::Hash)?)
             .key_schema(key(SORT_KEY, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(projection)
             .build()
             .map_err(build_error)
     };
+    let [recipient_index, suppression_index] = &INDEXES;
     client
         .create_table()
         .table_name(table)
@@ -54,8 +55,8 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(string_attribute(SORT_KEY)?)
         .attribute_definitions(string_attribute(RECIPIENT)?)
         .attribute_definitions(string_attribute(SUPPRESSION)?)
-        .global_secondary_indexes(index(RECIPIENT_INDEX, RECIPIENT)?)
-        .global_secondary_indexes(index(SUPPRESSION_INDEX, SUPPRESSION)?)
+        .global_secondary_indexes(index(recipient_index)?)
+        .global_secondary_indexes(index(suppression_index)?)
         .send()
         .await
         .map_err(store_error)?;

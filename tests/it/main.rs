@@ -32,3 +32,4 @@ mod ses_sns;
 mod stable_keys;
 mod template;
 mod tools;
+mod write_units;

@@ -20,7 +20,7 @@ use mailhooks::config::{self, Config};
 use mailhooks::metrics::{self, RequestMetrics};
 use mailhooks::providers;
 use mailhooks::store::codec::{
-    PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, SUPPRESSION, SUPPRESSION_INDEX,
+    INDEXES, PARTITION_KEY, RECIPIENT, RECIPIENT_INDEX, SORT_KEY, SUPPRESSION, SUPPRESSION_INDEX,
     TTL_ATTRIBUTE,
 };
 use serde_json::Value;
@@ -280,8 +280,9 @@ fn indexes_match_the_code() {
         [RECIPIENT_INDEX, SUPPRESSION_INDEX],
         "global secondary indexes"
     );
-    for (index, partition) in indexes.iter().zip([RECIPIENT, SUPPRESSION]) {
+    for ((index, partition), code) in indexes.iter().zip([RECIPIENT, SUPPRESSION]).zip(INDEXES) {
         let name = scalar(index, &["IndexName"]).unwrap_or_default();
+        assert_eq!(name, code.name);
         assert_eq!(
             key_schema(&at(index, &["KeySchema"])),
             [pair(partition, "HASH"), pair(SORT_KEY, "RANGE")],
@@ -289,8 +290,18 @@ fn indexes_match_the_code() {
         );
         assert_eq!(
             scalar(index, &["Projection", "ProjectionType"]),
-            Some("ALL"),
+            Some("INCLUDE"),
             "{name} projection"
+        );
+        // Exactly what the views print: one missing would be blank in the CLI.
+        let projected: Vec<&str> = items(&at(index, &["Projection", "NonKeyAttributes"]))
+            .iter()
+            .map(|item| item[0].text)
+            .collect();
+        assert_eq!(
+            projected,
+            code.projected().collect::<Vec<_>>(),
+            "{name} projected attributes"
         );
     }
 }
