@@ -13,7 +13,8 @@
 //!   bad-token case: nothing may be parsed in proportion to the body before
 //!   authentication.
 //!
-//! `cargo bench --bench lambda` (`-- unauthenticated`: only the last part).
+//! `cargo bench --bench lambda` (`-- unauthenticated`: only the last part;
+//! `-- write_paths`: only the store's two write paths).
 //! All traffic stays on 127.0.0.1; bounded counts.
 
 use std::collections::HashMap;
@@ -491,6 +492,65 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// One uSpeedo event, the template of the floor and write-path rows.
+fn floor_event() -> mailhooks::EmailEvent {
+    mailhooks::providers::by_name("uspeedo")
+        .and_then(|p| {
+            p.parse(uspeedo_event("floor", 1)["body"].as_str()?.as_bytes())
+                .ok()
+        })
+        .and_then(|mut e| e.pop())
+        .unwrap_or_else(|| panic!("a floor event"))
+}
+
+/// The two write paths of the store, on the same 100 and 500 events: new, then
+/// all duplicates.
+async fn write_path_rows(
+    client: &aws_sdk_dynamodb::Client,
+    template: &mailhooks::EmailEvent,
+) -> Vec<(String, String, &'static str)> {
+    let mut rows = Vec::new();
+    let store = mailhooks::store::DynamoStore::new(client.clone(), TABLE, None);
+    for (label, batch_path) in [
+        ("conditional PutItem each, 16 in flight", false),
+        ("BatchGetItem + conditional PutItem, 64 in flight", true),
+    ] {
+        for (size, rounds) in [(100, 20), (500, 8)] {
+            let (mut fresh, mut again) = (Vec::new(), Vec::new());
+            for round in 0..rounds {
+                let events: Vec<_> = (0..size)
+                    .map(|i| {
+                        let mut e = template.clone();
+                        e.message_id = format!("path-{batch_path}-{size}-{round}-{i}");
+                        e
+                    })
+                    .collect();
+                for times in [&mut fresh, &mut again] {
+                    let started = Instant::now();
+                    let outcome = if batch_path {
+                        store.put_batch(&events, now_ms()).await
+                    } else {
+                        store.put_each(&events, now_ms()).await
+                    };
+                    times.push(started.elapsed());
+                    assert!(outcome.is_ok());
+                }
+            }
+            rows.push((
+                format!("write paths: {size} new events, {label}"),
+                ms(median(fresh)),
+                "",
+            ));
+            rows.push((
+                format!("write paths: the same {size} again (duplicates), {label}"),
+                ms(median(again)),
+                "",
+            ));
+        }
+    }
+    rows
+}
+
 #[tokio::main]
 async fn main() {
     let db = dynoxide::Database::memory().unwrap_or_else(|e| panic!("{e}"));
@@ -507,6 +567,10 @@ async fn main() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
+    if std::env::args().any(|arg| arg == "write_paths") {
+        print_rows(write_path_rows(&client, &floor_event()).await);
+        return;
+    }
     if std::env::args().any(|arg| arg == "unauthenticated") {
         print_rows(unauthenticated_rows(&dynamodb_url).await);
         return;
@@ -575,13 +639,7 @@ async fn main() {
     }
     let rss_kb = function.peak_rss_kb();
 
-    let template = mailhooks::providers::by_name("uspeedo")
-        .and_then(|p| {
-            p.parse(uspeedo_event("floor", 1)["body"].as_str()?.as_bytes())
-                .ok()
-        })
-        .and_then(|mut e| e.pop())
-        .unwrap_or_else(|| panic!("a floor event"));
+    let template = floor_event();
     let mut bare = Vec::new();
     for i in 0..1000 {
         let mut event = template.clone();
@@ -635,44 +693,7 @@ async fn main() {
         "< 32 MB",
     ));
 
-    // The two write paths of the store, on the same 100 events: new, then all duplicates.
-    let store = mailhooks::store::DynamoStore::new(client.clone(), TABLE, None);
-    for (label, batch_path) in [
-        ("conditional PutItem each, 16 in flight", false),
-        ("BatchGetItem + BatchWriteItem", true),
-    ] {
-        let (mut fresh, mut again) = (Vec::new(), Vec::new());
-        for round in 0..20 {
-            let events: Vec<_> = (0..100)
-                .map(|i| {
-                    let mut e = template.clone();
-                    e.message_id = format!("path-{batch_path}-{round}-{i}");
-                    e
-                })
-                .collect();
-            for times in [&mut fresh, &mut again] {
-                let started = Instant::now();
-                let outcome = if batch_path {
-                    store.put_batch(&events, now_ms()).await
-                } else {
-                    store.put_each(&events, now_ms()).await
-                };
-                times.push(started.elapsed());
-                assert!(outcome.is_ok());
-            }
-        }
-        rows.push((
-            format!("write paths: 100 new events, {label}"),
-            ms(median(fresh)),
-            "",
-        ));
-        rows.push((
-            format!("write paths: the same 100 again (duplicates), {label}"),
-            ms(median(again)),
-            "",
-        ));
-    }
-
+    rows.extend(write_path_rows(&client, &template).await);
     rows.extend(unauthenticated_rows(&dynamodb_url).await);
     print_rows(rows);
 }

@@ -1,16 +1,21 @@
-//! The batch path for large requests: find which events are already stored
-//! (`BatchGetItem`, 100 keys a call), then write only the missing ones
-//! (`BatchWriteItem`, 25 items a call), retrying unprocessed keys and items with
-//! a short backoff. Far fewer round trips than one conditional `PutItem` per
-//! event, with duplicates still reported. A duplicate delivered concurrently
-//! between the read and the write is overwritten by the same event (same key):
-//! still one item, only its `received_at` changes.
+//! The read half of the batch path for large requests: which of a request's
+//! keys are already stored (`BatchGetItem`, 100 keys a call, 8 calls in flight),
+//! retrying unprocessed keys with a short backoff. The store then writes only the
+//! missing events, each with a conditional `PutItem` (see
+//! [`DynamoStore::put_batch`](super::DynamoStore::put_batch)).
+//!
+//! The read is a filter, not the judge: a whole batch sent again (the common
+//! duplicate: a provider retrying after a timeout or a 5xx) costs half a read unit
+//! per 4 KB item here instead of a failed conditional write per event (a failed
+//! condition still costs a write unit). A duplicate delivered concurrently,
+//! between this read and the write, is caught by the write's condition: counted
+//! as a duplicate, its item untouched.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::StoreError;
@@ -21,9 +26,7 @@ use super::errors::store_error;
 pub const BATCH_THRESHOLD: usize = 25;
 /// DynamoDB's limit of keys per `BatchGetItem`.
 const GET_CHUNK: usize = 100;
-/// DynamoDB's limit of items per `BatchWriteItem`.
-const WRITE_CHUNK: usize = 25;
-/// Batch calls in flight for one request.
+/// `BatchGetItem` calls in flight for one request.
 const MAX_CONCURRENT_CALLS: usize = 8;
 
 /// An item's key: message id and sort key.
@@ -42,7 +45,7 @@ fn key_of(item: &HashMap<String, AttributeValue>) -> Option<Key> {
     Some((pk.clone(), sk.clone()))
 }
 
-/// Backoff before the `attempt`-th retry of unprocessed keys or items.
+/// Backoff before the `attempt`-th retry of unprocessed keys.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(10 << attempt.min(6))
 }
@@ -65,20 +68,18 @@ pub async fn existing_keys(
     Ok(found.into_iter().flatten().collect())
 }
 
-/// Calls `call` with the pending requests until it reports none unprocessed,
-/// backing off between calls; returns everything the calls found.
-async fn until_processed<T, R, Fut>(
-    mut pending: Vec<T>,
-    call: impl Fn(Vec<T>) -> Fut,
-) -> Result<Vec<R>, StoreError>
-where
-    Fut: Future<Output = Result<(Vec<R>, Vec<T>), StoreError>>,
-{
+/// The keys of one chunk that are stored: `BatchGetItem` until no key is left
+/// unprocessed, backing off between calls.
+async fn get_chunk(
+    client: &Client,
+    table: &str,
+    mut pending: Vec<HashMap<String, AttributeValue>>,
+) -> Result<Vec<Key>, StoreError> {
     let mut found = Vec::new();
     let mut attempt = 0;
     while !pending.is_empty() {
-        let (mut results, unprocessed) = call(pending).await?;
-        found.append(&mut results);
+        let (mut keys, unprocessed) = get_once(client, table, pending).await?;
+        found.append(&mut keys);
         pending = unprocessed;
         if !pending.is_empty() {
             tokio::time::sleep(backoff(attempt)).await;
@@ -86,14 +87,6 @@ where
         }
     }
     Ok(found)
-}
-
-async fn get_chunk(
-    client: &Client,
-    table: &str,
-    keys: Vec<HashMap<String, AttributeValue>>,
-) -> Result<Vec<Key>, StoreError> {
-    until_processed(keys, |keys| get_once(client, table, keys)).await
 }
 
 /// One `BatchGetItem`: the keys found, and the keys left unprocessed.
@@ -126,62 +119,6 @@ async fn get_once(
         .map(|k| k.keys().to_vec())
         .unwrap_or_default();
     Ok((found, unprocessed))
-}
-
-/// Writes every item (plain puts: the caller has checked they are new).
-pub async fn write_all(
-    client: &Client,
-    table: &str,
-    items: Vec<HashMap<String, AttributeValue>>,
-) -> Result<(), StoreError> {
-    let mut chunks: Vec<Vec<WriteRequest>> = Vec::new();
-    let mut requests = Vec::with_capacity(items.len());
-    for item in items {
-        let put = PutRequest::builder()
-            .set_item(Some(item))
-            .build()
-            .map_err(|e| StoreError::Other(e.to_string()))?;
-        requests.push(WriteRequest::builder().put_request(put).build());
-    }
-    while !requests.is_empty() {
-        let rest = requests.split_off(requests.len().min(WRITE_CHUNK));
-        chunks.push(std::mem::replace(&mut requests, rest));
-    }
-    stream::iter(chunks)
-        .map(|chunk| write_chunk(client, table, chunk))
-        .buffer_unordered(MAX_CONCURRENT_CALLS)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
-}
-
-async fn write_chunk(
-    client: &Client,
-    table: &str,
-    requests: Vec<WriteRequest>,
-) -> Result<(), StoreError> {
-    until_processed(requests, |requests| write_once(client, table, requests)).await?;
-    Ok(())
-}
-
-/// One `BatchWriteItem`: nothing found, and the writes left unprocessed.
-async fn write_once(
-    client: &Client,
-    table: &str,
-    requests: Vec<WriteRequest>,
-) -> Result<(Vec<()>, Vec<WriteRequest>), StoreError> {
-    let output = client
-        .batch_write_item()
-        .request_items(table, requests)
-        .send()
-        .await
-        .map_err(store_error)?;
-    let unprocessed = output
-        .unprocessed_items()
-        .and_then(|u| u.get(table))
-        .cloned()
-        .unwrap_or_default();
-    Ok((Vec::new(), unprocessed))
 }
 
 #[cfg(test)]

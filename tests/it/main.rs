@@ -11,6 +11,7 @@ mod cli;
 mod direct_invocation;
 mod docs;
 mod engagelab_signing;
+mod exactly_once;
 mod faults;
 mod fuzz_regressions;
 mod ingest;

@@ -1,6 +1,7 @@
 //! A fault-injecting HTTP proxy in front of the in-process DynamoDB API: it
 //! forwards every request unless told to throttle, fail writes that mention a
-//! marker, leave half of a batch call unprocessed, delay answers, or be down.
+//! marker, throttle after some writes, leave half of a batch call unprocessed,
+//! delay writes or answers, or be down.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,12 @@ pub struct Faults {
     pub down: AtomicBool,
     /// Writes seen.
     pub puts_seen: AtomicUsize,
+    /// Hold every write (PutItem, BatchWriteItem) this long before forwarding it,
+    /// so that a concurrent request's read reaches the store first.
+    pub delay_puts_before_forwarding: Mutex<Duration>,
+    /// Forward this many writes, then throttle every later one (a store that
+    /// starts throttling in the middle of a batch).
+    pub throttle_puts_after: Mutex<Option<usize>>,
 }
 
 /// A running proxy: point the store at `endpoint`, steer it through `faults`.
@@ -95,12 +102,21 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         t.as_bytes().ends_with(b".PutItem") || t.as_bytes().ends_with(b".BatchWriteItem")
     });
     if is_put {
-        faults.puts_seen.fetch_add(1, Ordering::SeqCst);
+        let seen = faults.puts_seen.fetch_add(1, Ordering::SeqCst);
+        let delay = *faults.delay_puts_before_forwarding.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let past_the_limit = faults
+            .throttle_puts_after
+            .lock()
+            .unwrap()
+            .is_some_and(|limit| seen >= limit);
         let throttle_one = faults
             .throttle_next_puts
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        if throttle_one || faults.throttle_all_puts.load(Ordering::SeqCst) {
+        if throttle_one || past_the_limit || faults.throttle_all_puts.load(Ordering::SeqCst) {
             return dynamodb_error(
                 StatusCode::BAD_REQUEST,
                 "ProvisionedThroughputExceededException",
