@@ -8,7 +8,8 @@
 //!   directly (no HTTP: what our code adds); and a GET probe (HTTP and handler, no storage);
 //! - a 100-event uSpeedo batch: request vs one bare PutItem (the ratio) and
 //!   vs the least the store must do for 100 new events with duplicates detected
-//!   (one BatchGetItem of the 100 keys, then four BatchWriteItems of 25 in parallel).
+//!   (one BatchGetItem of the 100 keys, then four BatchExecuteStatements of 25
+//!   PartiQL INSERTs in parallel: conditional writes, as the store sends them).
 //!
 //! `cargo bench --features local --bench floor`. Loopback only; bounded counts.
 
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client as Dynamo;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -24,6 +25,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mailhooks::local_server::{LocalOptions, start};
 use mailhooks::store::codec::{self, PARTITION_KEY, SORT_KEY};
+use mailhooks::store::insert;
 use serde_json::{Value, json};
 
 // The Lambda binary's allocator (src/main.rs), so the handler costs what it does there.
@@ -145,22 +147,17 @@ async fn bare_batch(dynamo: &Dynamo, items: Vec<Item>) -> Duration {
         .await;
     assert!(get.is_ok(), "{get:?}");
     let writes = items.chunks(25).map(|chunk| {
-        let requests: Vec<WriteRequest> = chunk
+        let statements = chunk
             .iter()
-            .map(|i| {
-                let put = PutRequest::builder().set_item(Some(i.clone())).build();
-                WriteRequest::builder()
-                    .put_request(put.unwrap_or_else(|e| panic!("{e}")))
-                    .build()
-            })
+            .map(|i| insert::statement(TABLE, i.clone()).unwrap_or_else(|e| panic!("{e}")))
             .collect();
         dynamo
-            .batch_write_item()
-            .request_items(TABLE, requests)
+            .batch_execute_statement()
+            .set_statements(Some(statements))
             .send()
     });
     for write in futures_util::future::join_all(writes).await {
-        assert!(write.is_ok_and(|w| w.unprocessed_items().is_none_or(HashMap::is_empty)));
+        assert!(write.is_ok_and(|w| w.responses().iter().all(|r| r.error().is_none())));
     }
     started.elapsed()
 }
@@ -289,7 +286,7 @@ async fn main() {
             "≤ 3×",
         ),
         (
-            "bare BatchGetItem(100) + 4 parallel BatchWriteItem(25), same client: p50",
+            "bare BatchGetItem(100) + 4 parallel BatchExecuteStatement(25 INSERTs), same client: p50",
             ms(floor),
             "",
         ),

@@ -4,9 +4,14 @@
 //! never create a second item, never move its `received_at`, and are counted as
 //! duplicates. Small requests write each event straight away
 //! ([`DynamoStore::put_each`]); large ones first skip the events a
-//! `BatchGetItem` finds ([`DynamoStore::put_batch`], [`batch`]).
+//! `BatchGetItem` finds ([`batch`]), then insert the rest 25 to a call
+//! ([`insert`]: PartiQL `INSERT`, conditional like the `PutItem`s), falling back
+//! to conditional `PutItem`s where the store does not run those
+//! ([`DynamoStore::put_batch`]).
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -15,6 +20,7 @@ use super::archive::RawArchive;
 use super::batch;
 use super::codec::{self, Item, PARTITION_KEY};
 use super::errors::store_error;
+use super::insert::{self, Inserted};
 use super::quarantine::{self, NewRecord, Placement};
 use super::{
     ClaimOutcome, EventStore, PutOutcome, QuarantineOutcome, ReplayClaim, StoreError, replay,
@@ -24,11 +30,9 @@ use crate::providers::Unparsed;
 
 /// Most writes in flight for one small request (and for quarantine records).
 const MAX_CONCURRENT_WRITES: usize = 16;
-/// Most conditional writes in flight for one request on the batch path: about
-/// the items the unconditional path had in flight (8 `BatchWriteItem`s of 25)
-/// divided by how much faster one `PutItem` answers than one `BatchWriteItem`
-/// of 25, so a large batch takes about as long as before (docs/performance.md).
-/// Each one in flight is one HTTP connection; the pool keeps them between requests.
+/// Most conditional `PutItem`s in flight for one request on the batch path when
+/// the store does not run PartiQL inserts (docs/performance.md). Each one in
+/// flight is one HTTP connection; the pool keeps them between requests.
 pub const MAX_CONCURRENT_BATCH_PUTS: usize = 64;
 
 /// Events stored in one DynamoDB table.
@@ -38,6 +42,9 @@ pub struct DynamoStore {
     table: String,
     retention_days: Option<u32>,
     archive: Option<RawArchive>,
+    /// Whether batches go as PartiQL inserts; cleared (for this process) the
+    /// first time the store does not run them.
+    inserts: Arc<AtomicBool>,
 }
 
 enum Written {
@@ -53,6 +60,7 @@ impl DynamoStore {
             table: table.into(),
             retention_days,
             archive: None,
+            inserts: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -233,13 +241,13 @@ impl DynamoStore {
 
 impl DynamoStore {
     /// The batch path: read which keys are stored ([`batch::existing_keys`]),
-    /// then write the missing events with conditional `PutItem`s, up to
+    /// then insert the missing events 25 to a call ([`insert::insert_all`]),
+    /// each conditional on its key being new; what the store does not run as an
+    /// insert is written with conditional `PutItem`s, up to
     /// [`MAX_CONCURRENT_BATCH_PUTS`] in flight. The read spares the write units
     /// of a whole batch sent again; the condition decides the rest, so an event
     /// delivered twice at the same time is stored by exactly one request (the
     /// other counts it as a duplicate) and its first `received_at` stays.
-    /// New events cost one request each: on the emulator about 3× the time of
-    /// the unconditional `BatchWriteItem` this replaced (docs/performance.md).
     pub async fn put_batch(
         &self,
         events: &[EmailEvent],
@@ -255,7 +263,16 @@ impl DynamoStore {
             .filter(|(key, _)| !existing.contains(*key))
             .map(|(_, event)| event)
             .collect();
-        let writes: Vec<_> = missing
+        let inserted = self.insert_missing(&missing, received_at_ms).await?;
+        let mut not_run = Vec::new();
+        for (event, inserted) in missing.into_iter().zip(inserted) {
+            match inserted {
+                Inserted::New => outcome.count_new(event),
+                Inserted::Duplicate => outcome.duplicates += 1,
+                Inserted::NotRun => not_run.push(event),
+            }
+        }
+        let writes: Vec<_> = not_run
             .iter()
             .map(|event| self.put_one(event, received_at_ms))
             .collect();
@@ -263,13 +280,42 @@ impl DynamoStore {
             .buffered(MAX_CONCURRENT_BATCH_PUTS)
             .try_collect()
             .await?;
-        for (event, written) in missing.into_iter().zip(results) {
+        for (event, written) in not_run.into_iter().zip(results) {
             match written {
                 Written::New => outcome.count_new(event),
                 Written::Duplicate => outcome.duplicates += 1,
             }
         }
         Ok(outcome)
+    }
+
+    /// The missing events as PartiQL inserts, or all [`Inserted::NotRun`] once
+    /// this store has not run them (said once in the log).
+    async fn insert_missing(
+        &self,
+        missing: &[&EmailEvent],
+        received_at_ms: i64,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        if missing.is_empty() || !self.inserts.load(Ordering::Relaxed) {
+            return Ok(vec![Inserted::NotRun; missing.len()]);
+        }
+        let builds: Vec<_> = missing
+            .iter()
+            .map(|event| self.item_for(event, received_at_ms))
+            .collect();
+        let items: Vec<Item> = stream::iter(builds)
+            .buffered(MAX_CONCURRENT_WRITES)
+            .try_collect()
+            .await?;
+        let inserted = insert::insert_all(&self.client, &self.table, items).await?;
+        if inserted.iter().all(|i| *i == Inserted::NotRun)
+            && self.inserts.swap(false, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "the store did not run PartiQL inserts (BatchExecuteStatement): large batches are written item by item (grant dynamodb:PartiQLInsert, see template.yaml)"
+            );
+        }
+        Ok(inserted)
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - [`codec`]: the table's item layout, `encode` / `decode`;
 //! - [`dynamodb`]: the [`EventStore`] implementation (conditional puts);
-//! - [`batch`]: its batch path for large requests;
+//! - [`batch`]: the read half of its batch path for large requests;
+//! - [`insert`]: the write half: conditional inserts, 25 to a call;
 //! - [`archive`]: raw payloads too large for their item, in S3;
 //! - [`quarantine`]: the parts of authenticated requests that did not normalize, kept raw;
 //! - [`errors`]: the one classification of SDK failures (write and read side);
@@ -14,6 +15,7 @@ pub mod batch;
 pub mod codec;
 pub mod dynamodb;
 pub mod errors;
+pub mod insert;
 pub mod quarantine;
 pub mod replay;
 pub mod sdk;

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::common::faults::FaultyStore;
@@ -171,7 +172,8 @@ async fn concurrent_put_batches_of_the_same_events_count_each_event_stored_exact
 async fn a_batch_throttled_midway_is_completed_exactly_by_the_retry() {
     let db = Emulator::start().await;
     let proxy = FaultyStore::start(&db.endpoint).await;
-    *proxy.faults.throttle_puts_after.lock().unwrap() = Some(50);
+    // From the fourth write call on (a call inserts 25 events): throttled.
+    *proxy.faults.throttle_puts_after.lock().unwrap() = Some(3);
     let body = batch("throttled", EVENTS);
     let (status, reply) = parts(
         app_at(&proxy.endpoint, FIRST_MS)
@@ -201,5 +203,23 @@ async fn a_batch_throttled_midway_is_completed_exactly_by_the_retry() {
         received_at_counts(&db, "throttled").await,
         written_by(partial, EVENTS - partial),
         "the events written before the throttling keep their first received_at"
+    );
+}
+
+#[tokio::test]
+async fn a_store_without_partiql_gets_the_batch_as_conditional_puts_exactly_once() {
+    let db = Emulator::start().await;
+    let proxy = FaultyStore::start(&db.endpoint).await;
+    proxy.faults.refuse_statements.store(true, Ordering::SeqCst);
+    let app = app_at(&proxy.endpoint, FIRST_MS);
+    let body = batch("no-partiql", EVENTS);
+    let (status, first) = parts(app.handle(signed_post("uspeedo", &body)).await);
+    assert_eq!((status, counts(&first)), (200, (EVENTS, 0)), "{first}");
+    // The same app again: it no longer tries, and still counts exactly.
+    let (status, again) = parts(app.handle(signed_post("uspeedo", &body)).await);
+    assert_eq!((status, counts(&again)), (200, (0, EVENTS)), "{again}");
+    assert_eq!(
+        received_at_counts(&db, "no-partiql").await,
+        written_by(EVENTS, 0)
     );
 }

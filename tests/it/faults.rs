@@ -217,7 +217,8 @@ async fn a_large_batch_failing_in_part_is_completed_exactly_by_the_retry() {
     let db = Emulator::start().await;
     let proxy = FaultyStore::start(&db.endpoint).await;
     let app = app_with(&proxy.endpoint, config(&[]));
-    // Over the batch threshold: BatchGetItem, then a conditional PutItem each.
+    // Over the batch threshold: BatchGetItem, then conditional inserts 25 a call
+    // (the call carrying m33 fails whole).
     *proxy.faults.fail_puts_containing.lock().unwrap() = Some("\"m33\"".into());
     let (status, reply, elapsed) = send(&app, &batch(60)).await;
     assert_eq!(

@@ -401,7 +401,7 @@ fn policy_grants_only_what_the_code_needs() {
         BTreeSet::from([
             "dynamodb:PutItem",
             "dynamodb:BatchGetItem",
-            "dynamodb:BatchWriteItem",
+            "dynamodb:PartiQLInsert",
             "dynamodb:DescribeTable"
         ]),
         "DynamoDB actions granted to the function"
@@ -1322,14 +1322,15 @@ fn alarms_cover_every_provider_and_notify_the_topic() {
         let arn = Value::String(format!("${{{id}.Arn}}"));
         let optional = scalar(alarm, &["Condition"]).is_some();
         assert!(
-            optional || body["widgets"]
-                .as_array()
-                .expect("widgets")
-                .iter()
-                .filter(|w| w["type"] == "alarm")
-                .any(|w| w["properties"]["alarms"]
+            optional
+                || body["widgets"]
                     .as_array()
-                    .is_some_and(|a| a.contains(&arn))),
+                    .expect("widgets")
+                    .iter()
+                    .filter(|w| w["type"] == "alarm")
+                    .any(|w| w["properties"]["alarms"]
+                        .as_array()
+                        .is_some_and(|a| a.contains(&arn))),
             "the dashboard's alarm widget does not show {id}"
         );
         assert!(!read.is_empty());
@@ -1635,7 +1636,12 @@ fn direct_ses_sources_are_optional_and_each_permission_names_its_one_source() {
     assert_eq!(
         scalar(
             &invoke_config,
-            &["Properties", "DestinationConfig", "OnFailure", "Destination"]
+            &[
+                "Properties",
+                "DestinationConfig",
+                "OnFailure",
+                "Destination"
+            ]
         ),
         Some(queue)
     );
@@ -1645,12 +1651,19 @@ fn direct_ses_sources_are_optional_and_each_permission_names_its_one_source() {
     );
     assert!(on.condition("HasSesDirect") && !off.condition("HasSesDirect"));
     let (_, queue_policy) = resource(&doc, "AWS::SQS::QueuePolicy");
-    let policy_text: String = queue_policy.iter().map(|l| l.text).collect::<Vec<_>>().join("\n");
+    let policy_text: String = queue_policy
+        .iter()
+        .map(|l| l.text)
+        .collect::<Vec<_>>()
+        .join("\n");
     for source in [
         "\"aws:SourceArn\": !GetAtt SesEventRule.Arn",
         "\"aws:SourceArn\": !Ref SesSnsTopicArn",
     ] {
-        assert!(policy_text.contains(source), "queue policy scoped to {source}");
+        assert!(
+            policy_text.contains(source),
+            "queue policy scoped to {source}"
+        );
     }
 
     // Each permission: one service, invoking only from its one rule or topic,

@@ -20,7 +20,8 @@ use hyper_util::rt::TokioExecutor;
 /// What the proxy does to the requests it sees.
 #[derive(Default)]
 pub struct Faults {
-    /// Answer this many of the next writes (PutItem, BatchWriteItem) with a throttling error.
+    /// Answer this many of the next writes (PutItem, BatchWriteItem,
+    /// BatchExecuteStatement) with a throttling error.
     pub throttle_next_puts: AtomicUsize,
     /// Answer every write with a throttling error.
     pub throttle_all_puts: AtomicBool,
@@ -38,12 +39,15 @@ pub struct Faults {
     pub down: AtomicBool,
     /// Writes seen.
     pub puts_seen: AtomicUsize,
-    /// Hold every write (PutItem, BatchWriteItem) this long before forwarding it,
+    /// Hold every write (PutItem, BatchWriteItem, BatchExecuteStatement) this long before forwarding it,
     /// so that a concurrent request's read reaches the store first.
     pub delay_puts_before_forwarding: Mutex<Duration>,
     /// Forward this many writes, then throttle every later one (a store that
     /// starts throttling in the middle of a batch).
     pub throttle_puts_after: Mutex<Option<usize>>,
+    /// Refuse every `BatchExecuteStatement` as an implementation without PartiQL
+    /// does (`UnknownOperationException`).
+    pub refuse_statements: AtomicBool,
 }
 
 /// A running proxy: point the store at `endpoint`, steer it through `faults`.
@@ -98,8 +102,22 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     }
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, 64 * 1024 * 1024).await.unwrap();
+    let statements = parts
+        .headers
+        .get("x-amz-target")
+        .is_some_and(|t| t.as_bytes().ends_with(b".BatchExecuteStatement"));
+    if statements && faults.refuse_statements.load(Ordering::SeqCst) {
+        return dynamodb_error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            "no PartiQL here",
+        );
+    }
     let is_put = parts.headers.get("x-amz-target").is_some_and(|t| {
-        t.as_bytes().ends_with(b".PutItem") || t.as_bytes().ends_with(b".BatchWriteItem")
+        let t = t.as_bytes();
+        t.ends_with(b".PutItem")
+            || t.ends_with(b".BatchWriteItem")
+            || t.ends_with(b".BatchExecuteStatement")
     });
     if is_put {
         let seen = faults.puts_seen.fetch_add(1, Ordering::SeqCst);
