@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the tests that need AWS APIs other than DynamoDB — Secrets Manager and
-# S3 — against moto's server on loopback; moto is installed once into the
+# Runs the tests that need AWS APIs other than the embedded DynamoDB — Secrets
+# Manager, S3, and a second DynamoDB implementation (one without PartiQL
+# inserts) — against moto's server on loopback; moto is installed once into the
 # project-local venv .venv-ci.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +17,4 @@ moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 
-MOTO_ENDPOINT="http://127.0.0.1:$port" cargo test --test it -- --ignored --test-threads=1 secrets_manager:: s3_archive::
+MOTO_ENDPOINT="http://127.0.0.1:$port" cargo test --test it -- --ignored --test-threads=1 secrets_manager:: s3_archive:: other_stores::

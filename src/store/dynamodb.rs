@@ -264,6 +264,7 @@ impl DynamoStore {
             .map(|(_, event)| event)
             .collect();
         let inserted = self.insert_missing(&missing, received_at_ms).await?;
+        let none_run = !missing.is_empty() && inserted.iter().all(|i| *i == Inserted::NotRun);
         let mut not_run = Vec::new();
         for (event, inserted) in missing.into_iter().zip(inserted) {
             match inserted {
@@ -286,11 +287,18 @@ impl DynamoStore {
                 Written::Duplicate => outcome.duplicates += 1,
             }
         }
+        if none_run && self.inserts.swap(false, Ordering::Relaxed) {
+            // The store took the same writes as PutItems: it does not run the
+            // inserts (were it down, those would have failed too).
+            tracing::warn!(
+                "the store did not run PartiQL inserts (BatchExecuteStatement): large batches are written item by item (grant dynamodb:PartiQLInsert, see template.yaml)"
+            );
+        }
         Ok(outcome)
     }
 
     /// The missing events as PartiQL inserts, or all [`Inserted::NotRun`] once
-    /// this store has not run them (said once in the log).
+    /// this store has been found not to run them.
     async fn insert_missing(
         &self,
         missing: &[&EmailEvent],

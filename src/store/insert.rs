@@ -7,10 +7,12 @@
 //! `BatchWriteItem` it replaces.
 //!
 //! A statement throttled or failed inside DynamoDB is sent again with a short
-//! backoff (the request's deadline bounds it). A store that does not run the
-//! call at all — an implementation without PartiQL, or a role without
-//! `dynamodb:PartiQLInsert` from an older template — gets its items back as
-//! [`Inserted::NotRun`], for the caller to write with conditional `PutItem`s.
+//! backoff (the request's deadline bounds it). A call that fails as a whole
+//! (after the SDK's retries) gives its items back as [`Inserted::NotRun`], for
+//! the caller to write with conditional `PutItem`s: that is how a store that
+//! does not run PartiQL — an implementation without it (some answer 500), a
+//! role without `dynamodb:PartiQLInsert` from an older template — still gets
+//! every event, and a store that is really down fails those writes too.
 
 use std::time::Duration;
 
@@ -20,7 +22,6 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::StoreError;
 use super::codec::Item;
-use super::errors::store_error;
 
 /// DynamoDB's limit of statements per `BatchExecuteStatement`.
 const CHUNK: usize = 25;
@@ -40,7 +41,7 @@ pub enum Inserted {
 }
 
 /// Inserts every item unless its key is stored; one [`Inserted`] per item, in
-/// order. Transient trouble that outlasts the SDK's retries is an error.
+/// order.
 pub async fn insert_all(
     client: &Client,
     table: &str,
@@ -99,22 +100,14 @@ async fn insert_chunk(
     let mut attempt = 0;
     while !pending.is_empty() {
         let batch = pending.iter().map(|&i| statements[i].clone()).collect();
-        let output = match client
+        let sent = client
             .batch_execute_statement()
             .set_statements(Some(batch))
             .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(err) => {
-                return match store_error(err) {
-                    transient @ (StoreError::Throttled(_) | StoreError::Unavailable(_)) => {
-                        Err(transient)
-                    }
-                    // Not run at all: the caller writes these items another way.
-                    _ => Ok(results),
-                };
-            }
+            .await;
+        let Ok(output) = sent else {
+            // Not run: the caller writes what is left another way.
+            return Ok(results);
         };
         let responses = output.responses();
         if responses.len() != pending.len() {

@@ -21,6 +21,7 @@ mod local_cors;
 mod mailgun_replay;
 mod mandrill;
 mod ordering;
+mod other_stores;
 mod partial_batches;
 mod quarantine;
 mod quarantine_cli;
