@@ -16,9 +16,10 @@
 //! storage failure (any 5xx outcome: the retry is idempotent), an event of no
 //! known shape, the direct provider not being registered, an SNS record from a
 //! topic outside [`TOPIC_ARNS_ENV`]. What completes it: events stored or already
-//! there, and a body the provider refuses (a 4xx outcome: the same bytes would
-//! be refused again, so a retry only repeats the failure; the refusal is logged
-//! and counted like an HTTP 400).
+//! there (what does not normalize is quarantined raw, as for HTTP requests),
+//! and a body over the size limit (the same bytes would be refused again, so a
+//! retry only repeats the failure; the refusal is logged and counted like an
+//! HTTP 413).
 
 use std::convert::Infallible;
 
@@ -258,7 +259,9 @@ pub struct DirectSummary {
     pub stored: usize,
     /// Events already stored.
     pub duplicates: usize,
-    /// Bodies the provider refused (logged with their error class; not retried).
+    /// Parts kept raw in quarantine (they did not normalize).
+    pub quarantined: usize,
+    /// Bodies refused (over the size limit; logged with their error class; not retried).
     pub refused: usize,
 }
 
@@ -267,6 +270,7 @@ impl DirectSummary {
         self.received += ingested.received;
         self.stored += ingested.outcome.stored;
         self.duplicates += ingested.outcome.duplicates;
+        self.quarantined += ingested.quarantined;
     }
 }
 
@@ -418,7 +422,7 @@ pub async fn ingest_sns<S: EventStore>(
 }
 
 /// Stores one body, adding to `summary`; `true` when storage failed (5xx), so
-/// the invocation must fail. A refused body (4xx) is counted, not retried.
+/// the invocation must fail. A refused body (4xx: too large) is counted, not retried.
 async fn ingest_one<S: EventStore>(
     app: &App<S>,
     provider: &dyn Provider,

@@ -13,11 +13,12 @@ use serde::Serialize;
 use crate::event::EmailEvent;
 use crate::providers;
 use crate::read::{EventsTable, QueryError, Since};
+use crate::store::archive;
 use crate::store::codec::{
     self, INLINE_RAW_ATTRIBUTES, Item, PARTITION_KEY, PROVIDER, RECEIPT_ATTRIBUTES, SORT_KEY,
     StoredRaw,
 };
-use crate::store::replay;
+use crate::store::quarantine::is_event_item;
 
 /// What [`EventsTable::renormalize`] looks at and whether it writes.
 #[derive(Debug, Clone, Default)]
@@ -51,8 +52,10 @@ pub enum Progress {
 pub enum SkipReason {
     /// The raw payload did not fit in the item and was dropped.
     RawTruncated,
-    /// The item holds no readable raw payload (none, or kept elsewhere).
+    /// The item holds no readable raw payload (none, or in S3 without S3 access).
     RawNotInItem,
+    /// The raw payload is archived in S3 and could not be read from there.
+    ArchiveUnreadable,
     /// The item names a provider no module answers to.
     UnknownProvider,
     /// The current code refuses the raw payload.
@@ -67,6 +70,7 @@ impl SkipReason {
         match self {
             SkipReason::RawTruncated => "raw truncated",
             SkipReason::RawNotInItem => "raw not in the item",
+            SkipReason::ArchiveUnreadable => "raw in S3 could not be read",
             SkipReason::UnknownProvider => "unknown provider",
             SkipReason::RawUnreadable => "raw no longer parses",
             SkipReason::NoMatchingEvent => "no matching event in raw",
@@ -186,10 +190,11 @@ enum Review {
     Skipped(SkipReason),
 }
 
-/// Re-normalizes one stored item: rebuilds it from its raw payload with the
-/// current code, keeping `received_at` and `expires_at`, and compares.
-fn review(stored: &Item) -> Review {
-    match current_item(stored) {
+/// Re-normalizes one stored item: rebuilds it from its raw payload (`archived`:
+/// the payload read from S3, for an item that points there) with the current
+/// code, keeping `received_at` and `expires_at`, and compares.
+fn review(stored: &Item, archived: Option<Result<String, SkipReason>>) -> Review {
+    match current_item(stored, archived) {
         Err(reason) => Review::Skipped(reason),
         Ok(current) => {
             let changes = changed_fields(stored, &current);
@@ -206,17 +211,27 @@ fn review(stored: &Item) -> Review {
     }
 }
 
-/// The item the current code builds from the stored raw payload.
-fn current_item(stored: &Item) -> Result<Item, SkipReason> {
+/// The item the current code builds from the stored raw payload. An item
+/// whose payload is in S3 keeps pointing at it.
+fn current_item(
+    stored: &Item,
+    archived: Option<Result<String, SkipReason>>,
+) -> Result<Item, SkipReason> {
     let event = codec::decode(stored);
-    let raw = stored_raw(&event.raw)?;
+    let raw = match (&event.raw, archived) {
+        (StoredRaw::Archived(_), Some(fetched)) => fetched?,
+        (raw, _) => stored_raw(raw)?,
+    };
     let provider = providers::by_name(&event.provider).ok_or(SkipReason::UnknownProvider)?;
     let events = provider
         .parse(raw.as_bytes())
         .map_err(|_| SkipReason::RawUnreadable)?;
     let fresh = pick_event(events, &event.message_id, event.recipient.as_deref())
         .ok_or(SkipReason::NoMatchingEvent)?;
-    let mut current = codec::encode(&fresh, 0, None);
+    let mut current = match &event.raw {
+        StoredRaw::Archived(pointer) => codec::draft(&fresh, 0, None).with_raw_archived(pointer),
+        _ => codec::encode(&fresh, 0, None),
+    };
     keep_original_attributes(stored, &mut current);
     Ok(current)
 }
@@ -318,10 +333,12 @@ impl EventsTable {
                 .send()
                 .await
                 .map_err(|e| self.classify(e))?;
-            // Replay claims are not events: not scanned, not counted (store::replay).
+            // Replay claims and quarantine records are not events: not
+            // reviewed, not counted (store::replay, store::quarantine).
             let events = page.items.unwrap_or_default().into_iter();
-            for stored in events.filter(|item| !replay::is_claim(item)) {
-                rewrites.extend(report.record(review(&stored)));
+            for stored in events.filter(is_event_item) {
+                let archived = self.archived_payload(&stored).await;
+                rewrites.extend(report.record(review(&stored, archived)));
                 progress(Progress::Scanned(report.scanned));
             }
             start = page.last_evaluated_key;
@@ -333,6 +350,19 @@ impl EventsTable {
             report.written = Some(self.write_all(&rewrites, progress).await?);
         }
         Ok(report)
+    }
+
+    /// The raw payload of an item that points at S3, read from there; `None`
+    /// for an item that keeps its payload, or when there is no S3 access.
+    async fn archived_payload(&self, stored: &Item) -> Option<Result<String, SkipReason>> {
+        let (bucket, key) = codec::archived_raw(stored)?;
+        let s3 = self.s3.as_ref()?;
+        let fetched = archive::fetch(s3, &bucket, &key).await.ok();
+        Some(
+            fetched
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or(SkipReason::ArchiveUnreadable),
+        )
     }
 
     fn renormalize_scan(&self, options: &RenormalizeOptions) -> ScanFluentBuilder {
@@ -513,13 +543,13 @@ mod tests {
     #[test]
     fn review_compares_with_what_the_current_code_builds() {
         let stored = stored_uspeedo_click();
-        assert!(matches!(review(&stored), Review::Unchanged));
+        assert!(matches!(review(&stored, None), Review::Unchanged));
 
         let mut stale = stored.clone();
         stale.insert(EVENT_TYPE.into(), AttributeValue::S("unknown".into()));
         let old_key = text_of(&stored, SORT_KEY).replace("#clicked#", "#unknown#");
         stale.insert(SORT_KEY.into(), AttributeValue::S(old_key));
-        let Review::Stale(rewrite, changes) = review(&stale) else {
+        let Review::Stale(rewrite, changes) = review(&stale, None) else {
             panic!("a stale type is found");
         };
         assert!(rewrite.moves());
@@ -533,20 +563,55 @@ mod tests {
         let mut raw_elsewhere = stored.clone();
         raw_elsewhere.remove(RAW);
         assert!(matches!(
-            review(&raw_elsewhere),
+            review(&raw_elsewhere, None),
             Review::Skipped(SkipReason::RawNotInItem)
         ));
         raw_elsewhere.insert(RAW_TRUNCATED.into(), AttributeValue::Bool(true));
         assert!(matches!(
-            review(&raw_elsewhere),
+            review(&raw_elsewhere, None),
             Review::Skipped(SkipReason::RawTruncated)
         ));
         let mut unknown_provider = stored;
         unknown_provider.insert(PROVIDER.into(), AttributeValue::S("nonesuch".into()));
         assert!(matches!(
-            review(&unknown_provider),
+            review(&unknown_provider, None),
             Review::Skipped(SkipReason::UnknownProvider)
         ));
+    }
+
+    #[test]
+    fn a_payload_archived_in_s3_is_reviewed_from_there_and_stays_there() {
+        let stored = stored_uspeedo_click();
+        let raw = codec::raw_payload(&stored).unwrap();
+        let event = &providers::by_name("uspeedo")
+            .unwrap()
+            .parse(raw.as_bytes())
+            .unwrap()[0];
+        let pointer = codec::ArchivedRaw {
+            bucket: "b".into(),
+            key: "raw/uspeedo/k.json.gz".into(),
+            bytes: raw.len(),
+        };
+        let mut archived =
+            codec::draft(event, 1_700_000_000_000, Some(30)).with_raw_archived(&pointer);
+        assert!(matches!(
+            review(&archived, None),
+            Review::Skipped(SkipReason::RawNotInItem)
+        ));
+        assert!(matches!(
+            review(&archived, Some(Err(SkipReason::ArchiveUnreadable))),
+            Review::Skipped(SkipReason::ArchiveUnreadable)
+        ));
+        assert!(matches!(
+            review(&archived, Some(Ok(raw.clone()))),
+            Review::Unchanged
+        ));
+        archived.insert(EVENT_TYPE.into(), AttributeValue::S("unknown".into()));
+        let Review::Stale(rewrite, _) = review(&archived, Some(Ok(raw))) else {
+            panic!("a stale type is found from the archived payload");
+        };
+        assert_eq!(text_of(&rewrite.new_item, codec::RAW_S3_KEY), pointer.key);
+        assert!(!rewrite.new_item.contains_key(RAW));
     }
 
     fn text_of(item: &Item, name: &str) -> String {

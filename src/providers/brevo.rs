@@ -9,8 +9,8 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime};
 
-use super::Provider;
 use super::json::{self, ParseError};
+use super::{Inbound, Parsed, Provider};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
 /// Brevo transactional webhooks (single or batched).
@@ -46,6 +46,14 @@ impl Provider for Brevo {
             single => vec![parse_event(0, &single)?],
         };
         json::validate(events)
+    }
+
+    /// Event by event: one that does not normalize is quarantined alone (as
+    /// its item would keep it in `raw`), the batch's others are stored.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        json::each_event(request.body, |index, item, out| {
+            parse_event(index, item).map(|event| out.push(event))
+        })
     }
 
     fn local_secret(&self) -> &'static str {
@@ -636,5 +644,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &Brevo,
+            items: batch_check::fixture_items("brevo", &["batch"]),
+            body: batch_check::array,
+            broken: 1,
+            damage: |e| remove(e, "message-id"),
+            code: "missing_field",
+            repair: |v, item| v["message-id"] = item["message-id"].clone(),
+        }
+        .check();
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use super::json::{self, ParseError};
-use super::{AuthContext, AuthScheme, Inbound, Provider, Signed, mime_words};
+use super::{AuthContext, AuthScheme, Inbound, Parsed, Provider, Signed, mime_words};
 use crate::auth::{AuthError, Freshness, check_timestamp, constant_time_eq};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
@@ -74,6 +74,13 @@ impl Provider for EngageLab {
             single => parse_envelope(0, &single, &mut events)?,
         }
         json::validate(events)
+    }
+
+    /// Envelope by envelope: one that does not normalize is quarantined alone
+    /// (a `target` envelope whole, before it is split per recipient), the
+    /// batch's others are stored.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        json::each_event(request.body, parse_envelope)
     }
 
     fn local_secret(&self) -> &'static str {
@@ -1222,5 +1229,22 @@ mod tests {
                 recipients: 2_000
             })
         );
+    }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &EngageLab,
+            items: batch_check::fixture_items("engagelab", &["delivered", "target_multi", "open"]),
+            body: batch_check::array,
+            broken: 1,
+            damage: |e| remove(e, "itime"),
+            code: "missing_field",
+            repair: |v, item| v["itime"] = item["itime"].clone(),
+        }
+        .check();
     }
 }

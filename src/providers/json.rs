@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::{Parsed, Unparsed};
 use crate::event::EmailEvent;
 
 /// Why a body could not be turned into events.
@@ -72,6 +73,70 @@ pub fn validate(events: Vec<EmailEvent>) -> Result<Vec<EmailEvent>, ParseError> 
         return Err(ParseError::NoEvents);
     }
     Ok(events)
+}
+
+/// Parses a batch item by item: what `parse_item` adds for an item that
+/// parses is kept, and an item that fails becomes one [`Unparsed`] whose body
+/// is `alone(item)` (that item as a body the provider's `parse` takes), so one
+/// bad event does not take the batch's valid events with it. `parse_item` gets
+/// the item's position (for its errors) and pushes its events; what it pushed
+/// before failing is dropped. A batch that yields nothing is `body` unparsed
+/// as [`ParseError::NoEvents`], as `parse` answers it.
+pub fn each_item<'v>(
+    body: &[u8],
+    items: impl IntoIterator<Item = &'v Value>,
+    mut parse_item: impl FnMut(usize, &Value, &mut Vec<EmailEvent>) -> Result<(), ParseError>,
+    alone: impl Fn(&Value) -> Vec<u8>,
+) -> Parsed {
+    let items = items.into_iter();
+    let mut parsed = Parsed {
+        events: Vec::with_capacity(items.size_hint().0),
+        unparsed: Vec::new(),
+    };
+    for (index, item) in items.enumerate() {
+        let before = parsed.events.len();
+        if let Err(error) = parse_item(index, item, &mut parsed.events) {
+            parsed.events.truncate(before);
+            parsed.unparsed.push(Unparsed::event(alone(item), &error));
+        }
+    }
+    not_empty(body, parsed)
+}
+
+/// A body that is a JSON array of events or one event, parsed event by event
+/// ([`each_item`], items alone as [`item_alone`]); a body that is not JSON, or
+/// one event that fails, is unparsed whole.
+pub fn each_event(
+    body: &[u8],
+    parse_item: impl FnMut(usize, &Value, &mut Vec<EmailEvent>) -> Result<(), ParseError>,
+) -> Parsed {
+    match parse_body(body) {
+        Ok(Value::Array(items)) => each_item(body, &items, parse_item, item_alone),
+        Ok(one) => each_item(body, [&one], parse_item, |_| body.to_vec()),
+        Err(error) => Parsed::whole(body, Err(error)),
+    }
+}
+
+/// `parsed`, unless it holds nothing: then `body` unparsed as
+/// [`ParseError::NoEvents`] (an empty batch that is not a control).
+pub fn not_empty(body: &[u8], parsed: Parsed) -> Parsed {
+    if parsed.events.is_empty() && parsed.unparsed.is_empty() {
+        Parsed::whole(body, Err(ParseError::NoEvents))
+    } else {
+        parsed
+    }
+}
+
+/// A batch item alone, as a body of a provider whose `parse` takes one event
+/// object or an array of them: the object as its event keeps it in `raw`; any
+/// other value inside a one-item array, so that `parse` meets it as an item
+/// again and fails the same way (a bare nested array would be read as a batch).
+pub fn item_alone(item: &Value) -> Vec<u8> {
+    if item.is_object() {
+        canonical(item).into_bytes()
+    } else {
+        canonical(&Value::Array(vec![item.clone()])).into_bytes()
+    }
 }
 
 /// The value as an object, or a shape error naming what was expected.
@@ -190,9 +255,103 @@ pub fn client_description(
     }
 }
 
+/// The check every batching provider's unit test makes of its
+/// [`Provider::parse_each`](super::Provider::parse_each).
+#[cfg(test)]
+pub(crate) mod batch_check {
+    use serde_json::Value;
+
+    use crate::providers::{Inbound, Provider};
+
+    /// A fixture-derived batch with one event broken.
+    pub struct OneBroken {
+        /// The provider under test.
+        pub provider: &'static dyn Provider,
+        /// The valid batch's items, from fixtures.
+        pub items: Vec<Value>,
+        /// The request body holding `items` as the ESP posts them.
+        pub body: fn(&[Value]) -> Vec<u8>,
+        /// Which item is broken.
+        pub broken: usize,
+        /// What breaks it (e.g. a field removed).
+        pub damage: fn(&mut Value),
+        /// The error class it then fails with.
+        pub code: &'static str,
+        /// What repairs the quarantined body, given the item before it was
+        /// broken (the field put back).
+        pub repair: fn(&mut Value, &Value),
+    }
+
+    /// The items of fixtures `tests/fixtures/<provider>/<name>.json`, in
+    /// order: an array's items, or the one object.
+    pub fn fixture_items(provider: &str, names: &[&str]) -> Vec<Value> {
+        let mut items = Vec::new();
+        for name in names {
+            let path = format!(
+                "{}/tests/fixtures/{provider}/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            match serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() {
+                Value::Array(all) => items.extend(all),
+                one => items.push(one),
+            }
+        }
+        items
+    }
+
+    /// Removes `field` from an object item.
+    pub fn remove(item: &mut Value, field: &str) {
+        item.as_object_mut().unwrap().remove(field).unwrap();
+    }
+
+    /// A batch posted as a JSON array of its items.
+    pub fn array(items: &[Value]) -> Vec<u8> {
+        serde_json::to_vec(items).unwrap()
+    }
+
+    impl OneBroken {
+        /// Asserts that the other items parse exactly as in the valid batch,
+        /// and that the broken one is one `Unparsed` with `code` whose body
+        /// `parse` fails with the same class and, repaired, parses into the
+        /// valid batch's events of that item.
+        pub fn check(self) {
+            let p = self.provider;
+            let all = p.parse(&(self.body)(&self.items)).unwrap();
+            let own = p.parse(&(self.body)(&self.items[self.broken..=self.broken]));
+            let own = own.unwrap();
+            let others: Vec<_> = all.iter().filter(|e| !own.contains(e)).cloned().collect();
+            assert_eq!(others.len() + own.len(), all.len(), "items overlap");
+
+            let mut items = self.items.clone();
+            (self.damage)(&mut items[self.broken]);
+            let body = (self.body)(&items);
+            let request = Inbound {
+                headers: &[],
+                query: &[],
+                body: &body,
+            };
+            let parsed = p.parse_each(&request);
+            assert_eq!(parsed.events, others);
+            let [unparsed] = parsed.unparsed.as_slice() else {
+                panic!("one unparsed expected: {:?}", parsed.unparsed);
+            };
+            assert_eq!(unparsed.code, self.code, "{}", unparsed.message);
+            let error = p.parse(&unparsed.body).unwrap_err();
+            assert_eq!(error.code(), self.code, "{error}");
+            assert_eq!(p.parse(&body).unwrap_err().code(), self.code);
+
+            let mut repaired: Value = serde_json::from_slice(&unparsed.body).unwrap();
+            (self.repair)(&mut repaired, &self.items[self.broken]);
+            let repaired = p.parse(repaired.to_string().as_bytes()).unwrap();
+            assert_eq!(repaired, own);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::EventType;
     use serde_json::json;
 
     #[test]
@@ -230,5 +389,61 @@ mod tests {
     fn canonical_json_sorts_keys() {
         let v: Value = serde_json::from_str(r#"{ "b": 1, "a": {"d": 2, "c": 3} }"#).unwrap();
         assert_eq!(canonical(&v), r#"{"a":{"c":3,"d":2},"b":1}"#);
+    }
+
+    /// A toy per-item parser: an object `{"n": k}` gives `k` events, and fails
+    /// after pushing them when it also has `"fail"`; anything else fails.
+    fn toy(index: usize, item: &Value, out: &mut Vec<EmailEvent>) -> Result<(), ParseError> {
+        let missing = ParseError::MissingField { index, field: "n" };
+        let obj = as_object(item, "a toy event")?;
+        for _ in 0..int(obj, "n").ok_or(missing.clone())? {
+            let raw = canonical(item);
+            out.push(EmailEvent::new("toy", EventType::Sent, "sent", "m", 0, raw));
+        }
+        match obj.get("fail") {
+            Some(_) => Err(missing),
+            None => Ok(()),
+        }
+    }
+
+    #[test]
+    fn each_event_keeps_good_items_and_quarantines_bad_ones_alone() {
+        let body = br#"[{"n":1},{"n":2,"fail":true},5,[{"n":1}],{"n":2}]"#;
+        let parsed = each_event(body, toy);
+        assert_eq!(
+            parsed.events.len(),
+            3,
+            "partial pushes of a failed item are dropped"
+        );
+        assert_eq!(parsed.events[0].raw, r#"{"n":1}"#);
+        assert_eq!(parsed.events[2].raw, r#"{"n":2}"#);
+        let alone: Vec<_> = parsed.unparsed.iter().map(|u| u.body.as_slice()).collect();
+        assert_eq!(
+            alone,
+            [&br#"{"fail":true,"n":2}"#[..], b"[5]", br#"[[{"n":1}]]"#]
+        );
+        let codes: Vec<_> = parsed.unparsed.iter().map(|u| u.code).collect();
+        assert_eq!(codes, ["missing_field", "wrong_shape", "wrong_shape"]);
+        assert_eq!(parsed.unparsed[0].message, "event 1: missing or invalid n");
+    }
+
+    #[test]
+    fn each_event_keeps_a_failing_whole_body_whole() {
+        for (body, code) in [
+            (&b"not json"[..], "invalid_json"),
+            (b"  ", "empty_body"),
+            (b"[1,\xff]", "not_utf8"),
+            (b"[]", "no_events"),
+            (b"[{\"n\":0}]", "no_events"),
+            (b" {\"fail\": 1, \"n\": 1} ", "missing_field"),
+        ] {
+            let parsed = each_event(body, toy);
+            assert!(parsed.events.is_empty(), "{body:?}");
+            let [unparsed] = parsed.unparsed.as_slice() else {
+                panic!("{body:?}: {:?}", parsed.unparsed);
+            };
+            assert_eq!(unparsed.body, body, "the body as sent");
+            assert_eq!(unparsed.code, code);
+        }
     }
 }

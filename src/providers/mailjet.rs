@@ -11,8 +11,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::Provider;
 use super::json::{self, ParseError};
+use super::{Inbound, Parsed, Provider};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
 /// Mailjet event callbacks (grouped or not).
@@ -37,6 +37,29 @@ impl Provider for Mailjet {
             .map(|(index, record)| parse_record(index, &record.0))
             .collect::<Result<_, _>>()?;
         json::validate(events)
+    }
+
+    /// Record by record: one that does not normalize is quarantined alone (as
+    /// its item would keep it in `raw`), the group's others are stored. A body
+    /// that is not an object or an array of objects is quarantined whole.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        let body = request.body;
+        let grouped = body.trim_ascii_start().starts_with(b"[");
+        match read_records(body) {
+            Ok(records) => json::each_item(
+                body,
+                records.iter().map(|record| &record.0),
+                |index, record, out| parse_record(index, record).map(|event| out.push(event)),
+                |record| {
+                    if grouped {
+                        json::item_alone(record)
+                    } else {
+                        body.to_vec()
+                    }
+                },
+            ),
+            Err(error) => Parsed::whole(request.body, Err(error)),
+        }
     }
 
     fn local_secret(&self) -> &'static str {
@@ -608,5 +631,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &Mailjet,
+            items: batch_check::fixture_items("mailjet", &["batch_sent", "open", "bounce"]),
+            body: batch_check::array,
+            broken: 2,
+            damage: |e| remove(e, "MessageID"),
+            code: "missing_field",
+            repair: |v, item| v["MessageID"] = item["MessageID"].clone(),
+        }
+        .check();
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use sha1::Sha1;
 
 use super::json::{self, ParseError};
-use super::{AuthContext, AuthScheme, Control, Inbound, Provider, Signed, SignedUrl};
+use super::{AuthContext, AuthScheme, Control, Inbound, Parsed, Provider, Signed, SignedUrl};
 use crate::auth::{AuthError, constant_time_eq};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
@@ -148,6 +148,22 @@ impl Provider for Mandrill {
     /// value the signature covers; a body of bare JSON is not Mandrill's.
     fn parse_request(&self, request: &Inbound<'_>) -> Result<Vec<EmailEvent>, ParseError> {
         parse_form(request.body)
+    }
+
+    /// [`Mandrill::parse_request`] event by event: only the signed
+    /// `mandrill_events` value is read; an event that does not normalize is
+    /// quarantined alone (as its item would keep it in `raw`), the batch's
+    /// others are stored.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        match form_items(request.body) {
+            Ok(items) => json::each_item(
+                request.body,
+                &items,
+                |index, item, out| parse_event(index, item).map(|event| out.push(event)),
+                json::item_alone,
+            ),
+            Err(error) => Parsed::whole(request.body, Err(error)),
+        }
     }
 
     fn local_secret(&self) -> &'static str {
@@ -312,20 +328,24 @@ fn decode_component(raw: &[u8]) -> Vec<u8> {
 
 /// The events of a form body: its one `mandrill_events` field, a JSON array.
 fn parse_form(body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
+    let mut events = Vec::new();
+    parse_all(&form_items(body)?, &mut events)?;
+    json::validate(events)
+}
+
+/// The items of a form body's one `mandrill_events` field, a JSON array: the
+/// value the signature covers, and nothing else of the body.
+fn form_items(body: &[u8]) -> Result<Vec<Value>, ParseError> {
     let raw = events_value(body).ok_or_else(|| {
         ParseError::WrongShape("the body must be one form field, mandrill_events".into())
     })?;
     let decoded = String::from_utf8(decode_component(raw)).map_err(|_| ParseError::NotUtf8)?;
-    let mut events = Vec::new();
     match json::parse_body(decoded.as_bytes())? {
-        Value::Array(items) => parse_all(&items, &mut events)?,
-        _ => {
-            return Err(ParseError::WrongShape(
-                "mandrill_events must be a JSON array".into(),
-            ));
-        }
+        Value::Array(items) => Ok(items),
+        _ => Err(ParseError::WrongShape(
+            "mandrill_events must be a JSON array".into(),
+        )),
     }
-    json::validate(events)
 }
 
 fn parse_all(items: &[Value], out: &mut Vec<EmailEvent>) -> Result<(), ParseError> {
@@ -1278,5 +1298,50 @@ mod tests {
         assert_eq!(events.len(), 1000);
         assert_eq!(events[999].message_id, "id-999");
         assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &Mandrill,
+            items: batch_check::fixture_items("mandrill", &["example_batch_all"]),
+            body: form,
+            broken: 4,
+            damage: |e| remove(e, "ts"),
+            code: "missing_field",
+            repair: |v, item| v["ts"] = item["ts"].clone(),
+        }
+        .check();
+    }
+
+    /// A batch as Mandrill posts it: the array form-encoded as `mandrill_events`.
+    fn form(items: &[Value]) -> Vec<u8> {
+        let events = serde_json::to_vec(items).unwrap();
+        let encoded: String = form_urlencoded::byte_serialize(&events).collect();
+        format!("mandrill_events={encoded}").into_bytes()
+    }
+
+    /// A request's events come only from the signed `mandrill_events` field,
+    /// event by event too: a body of bare JSON events (which `parse` takes as
+    /// stored raw) is quarantined whole, none of it stored.
+    #[test]
+    fn parse_each_reads_only_the_signed_field() {
+        let body = fixture("example_batch_all.json");
+        let parsed = Mandrill.parse_each(&Inbound {
+            headers: &[],
+            query: &[],
+            body: &body,
+        });
+        assert!(parsed.events.is_empty());
+        let [unparsed] = parsed.unparsed.as_slice() else {
+            panic!("{:?}", parsed.unparsed);
+        };
+        assert_eq!(
+            (unparsed.code, unparsed.body.as_slice()),
+            ("wrong_shape", &body[..])
+        );
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::json::{self, ParseError};
-use super::{AuthContext, AuthScheme, Inbound, Provider, Signed};
+use super::{AuthContext, AuthScheme, Inbound, Parsed, Provider, Signed};
 use crate::auth::{AuthError, check_timestamp};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
@@ -97,6 +97,14 @@ impl Provider for SendGrid {
             single => vec![parse_event(0, &single)?],
         };
         json::validate(events)
+    }
+
+    /// Event by event: one that does not normalize is quarantined alone (as
+    /// its item would keep it in `raw`), the batch's others are stored.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        json::each_event(request.body, |index, item, out| {
+            parse_event(index, item).map(|event| out.push(event))
+        })
     }
 
     fn local_secret(&self) -> &'static str {
@@ -892,5 +900,22 @@ mod tests {
             assert_eq!(e.event_time_ms, 1_800_000_000_000);
             assert_eq!(e.metadata.get(TEST_TAG).map(String::as_str), Some("run-1"));
         }
+    }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &SendGrid,
+            items: batch_check::fixture_items("sendgrid", &["batch_all_events"]),
+            body: batch_check::array,
+            broken: 3,
+            damage: |e| remove(e, "event"),
+            code: "missing_field",
+            repair: |v, item| v["event"] = item["event"].clone(),
+        }
+        .check();
     }
 }

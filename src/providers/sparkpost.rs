@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::json::{self, ParseError};
-use super::{Control, Inbound, Provider};
+use super::{Control, Inbound, Parsed, Provider, Unparsed};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
 /// SparkPost event webhooks.
@@ -44,38 +44,53 @@ impl Provider for SparkPost {
     /// A batch (a JSON array), or one element: the `raw` stored for each event,
     /// which re-normalization parses again.
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
-        let elements = match json::parse_body(body)? {
-            Value::Array(elements) => elements,
-            element @ Value::Object(_) => vec![element],
-            _ => {
-                return Err(ParseError::WrongShape(
-                    "a SparkPost batch must be a JSON array of {\"msys\": {...}}".into(),
-                ));
-            }
-        };
+        let elements = read_elements(body)?;
         let mut events = Vec::with_capacity(elements.len());
         for (index, element) in elements.iter().enumerate() {
-            let msys =
-                json::as_object(element, "a SparkPost batch element").and_then(|e| {
-                    match e.get("msys") {
-                        Some(msys) => json::as_object(msys, "\"msys\""),
-                        None => Err(ParseError::MissingField {
-                            index,
-                            field: "msys",
-                        }),
-                    }
-                })?;
-            let single_class = msys.len() == 1;
+            let msys = element_msys(index, element)?;
             for (class, event) in msys {
-                let raw = if single_class {
-                    json::canonical(element)
-                } else {
-                    json::canonical(&only_class(element, class, event))
-                };
+                let raw = class_raw(element, msys, class, event);
                 events.push(parse_event(index, class, event, raw)?);
             }
         }
         json::validate(events)
+    }
+
+    /// Event by event: an element that is not `{"msys": {...}}` is quarantined
+    /// alone, and so is each event of an element that does not normalize (as
+    /// its `raw`: the element with that event's class only); the batch's
+    /// others are stored.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        let elements = match read_elements(request.body) {
+            Ok(elements) => elements,
+            Err(error) => return Parsed::whole(request.body, Err(error)),
+        };
+        let mut parsed = Parsed {
+            events: Vec::with_capacity(elements.len()),
+            unparsed: Vec::new(),
+        };
+        for (index, element) in elements.iter().enumerate() {
+            let msys = match element_msys(index, element) {
+                Ok(msys) => msys,
+                Err(error) => {
+                    let alone = json::item_alone(element);
+                    parsed.unparsed.push(Unparsed::event(alone, &error));
+                    continue;
+                }
+            };
+            for (class, event) in msys {
+                let raw = class_raw(element, msys, class, event);
+                match parse_event(index, class, event, raw) {
+                    Ok(event) => parsed.events.push(event),
+                    // The raw moved into the failed parse: made again for this one.
+                    Err(error) => parsed.unparsed.push(Unparsed::event(
+                        class_raw(element, msys, class, event),
+                        &error,
+                    )),
+                }
+            }
+        }
+        json::not_empty(request.body, parsed)
     }
 
     fn local_secret(&self) -> &'static str {
@@ -113,6 +128,39 @@ struct PingElement {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EmptyObject {}
+
+/// A body's batch elements: a JSON array of them, or one element (a stored `raw`).
+fn read_elements(body: &[u8]) -> Result<Vec<Value>, ParseError> {
+    match json::parse_body(body)? {
+        Value::Array(elements) => Ok(elements),
+        element @ Value::Object(_) => Ok(vec![element]),
+        _ => Err(ParseError::WrongShape(
+            "a SparkPost batch must be a JSON array of {\"msys\": {...}}".into(),
+        )),
+    }
+}
+
+/// An element's `msys` object, whose members are its events by class.
+fn element_msys(index: usize, element: &Value) -> Result<&Map<String, Value>, ParseError> {
+    let element = json::as_object(element, "a SparkPost batch element")?;
+    match element.get("msys") {
+        Some(msys) => json::as_object(msys, "\"msys\""),
+        None => Err(ParseError::MissingField {
+            index,
+            field: "msys",
+        }),
+    }
+}
+
+/// What the event of `class` keeps as `raw`: its element, narrowed to that
+/// class when the element holds several.
+fn class_raw(element: &Value, msys: &Map<String, Value>, class: &str, event: &Value) -> String {
+    if msys.len() == 1 {
+        json::canonical(element)
+    } else {
+        json::canonical(&only_class(element, class, event))
+    }
+}
 
 /// An element reduced to one of several event classes in its `msys`, so that
 /// each event's `raw` holds only itself.
@@ -660,5 +708,61 @@ mod tests {
                 Some("run-1")
             );
         }
+    }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &SparkPost,
+            items: batch_check::fixture_items("sparkpost", &["delivered", "bounce", "click"]),
+            body: batch_check::array,
+            broken: 1,
+            damage: |e| remove(&mut e["msys"]["message_event"], "type"),
+            code: "missing_field",
+            repair: |v, item| {
+                v["msys"]["message_event"]["type"] = item["msys"]["message_event"]["type"].clone();
+            },
+        }
+        .check();
+    }
+
+    /// An element holding two events, one of them broken: the other is stored,
+    /// and the broken one is quarantined as its own `raw` (the element with
+    /// its class only), which parses once repaired.
+    #[test]
+    fn one_bad_event_of_an_element_with_two_is_quarantined_alone() {
+        use serde_json::json;
+        let track = json!({"type": "click", "timestamp": "1700000001"});
+        let body = serde_json::to_vec(&json!([{"cust": 1, "msys": {
+            "message_event": {"type": "delivery", "transmission_id": "t1", "timestamp": "1700000000"},
+            "track_event": track,
+        }}]))
+        .unwrap();
+        assert_eq!(SparkPost.parse(&body).unwrap_err().code(), "missing_field");
+        let parsed = SparkPost.parse_each(&Inbound {
+            headers: &[],
+            query: &[],
+            body: &body,
+        });
+        let [stored] = parsed.events.as_slice() else {
+            panic!("{:?}", parsed.events);
+        };
+        assert_eq!(stored.message_id, "t1");
+        let [unparsed] = parsed.unparsed.as_slice() else {
+            panic!("{:?}", parsed.unparsed);
+        };
+        assert_eq!(unparsed.code, "missing_field");
+        let mut alone: Value = serde_json::from_slice(&unparsed.body).unwrap();
+        assert_eq!(alone, json!({"cust": 1, "msys": {"track_event": track}}));
+        assert_eq!(
+            SparkPost.parse(&unparsed.body).unwrap_err().code(),
+            "missing_field"
+        );
+        alone["msys"]["track_event"]["event_id"] = json!("e2");
+        let repaired = SparkPost.parse(alone.to_string().as_bytes()).unwrap();
+        assert_eq!(repaired[0].message_id, "e2");
     }
 }

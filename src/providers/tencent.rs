@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use tracing::warn;
 
 use super::json::{self, ParseError};
-use super::{Provider, mime_words};
+use super::{Inbound, Parsed, Provider, mime_words};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 use crate::log_value::bounded;
 
@@ -34,6 +34,14 @@ impl Provider for Tencent {
             single => vec![parse_event(0, &single)?],
         };
         json::validate(events)
+    }
+
+    /// Event by event: one that does not normalize is quarantined alone (as
+    /// its item would keep it in `raw`), the batch's others are stored.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        json::each_event(request.body, |index, item, out| {
+            parse_event(index, item).map(|event| out.push(event))
+        })
     }
 
     fn local_secret(&self) -> &'static str {
@@ -410,5 +418,22 @@ mod tests {
             .parse(br#"{"event":"open","messageId":"<m-1@x.com>","timestamp":1}"#)
             .unwrap()[0];
         assert_eq!(e.message_id, "m-1@x.com");
+    }
+
+    /// One event of a batch that does not normalize is quarantined alone; the
+    /// batch's others are stored exactly as from the valid batch.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        OneBroken {
+            provider: &Tencent,
+            items: batch_check::fixture_items("tencent", &["delivered", "open", "bounce", "click"]),
+            body: batch_check::array,
+            broken: 2,
+            damage: |e| remove(e, "timestamp"),
+            code: "missing_field",
+            repair: |v, item| v["timestamp"] = item["timestamp"].clone(),
+        }
+        .check();
     }
 }

@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::Provider;
 use super::json::{self, ParseError};
+use super::{Inbound, Parsed, Provider};
 use crate::event::{BounceType, EmailEvent, EventType, unix_to_ms};
 
 /// uSpeedo Email webhooks.
@@ -20,21 +20,27 @@ impl Provider for Uspeedo {
     }
 
     fn parse(&self, body: &[u8]) -> Result<Vec<EmailEvent>, ParseError> {
-        let mut items = Vec::new();
-        match json::parse_body(body)? {
-            Value::Array(envelopes) => {
-                for envelope in envelopes {
-                    collect_items(envelope, &mut items)?;
-                }
-            }
-            single => collect_items(single, &mut items)?,
-        }
-        let events = items
+        let events = read_items(body)?
             .iter()
             .enumerate()
             .map(|(i, item)| parse_item(i, item))
             .collect::<Result<_, _>>()?;
         json::validate(events)
+    }
+
+    /// Item by item: one that does not normalize is quarantined alone in an
+    /// envelope of its own ([`item_in_envelope`]), the push's others are
+    /// stored. An envelope of the wrong shape quarantines the body whole.
+    fn parse_each(&self, request: &Inbound<'_>) -> Parsed {
+        match read_items(request.body) {
+            Ok(items) => json::each_item(
+                request.body,
+                &items,
+                |index, item, out| parse_item(index, item).map(|event| out.push(event)),
+                item_in_envelope,
+            ),
+            Err(error) => Parsed::whole(request.body, Err(error)),
+        }
     }
 
     fn local_secret(&self) -> &'static str {
@@ -58,6 +64,33 @@ impl Provider for Uspeedo {
             item["MailhooksTest"] = Value::from(run_id);
         }
     }
+}
+
+/// The `Data` items of a push: one envelope, an array of envelopes, or a bare item.
+fn read_items(body: &[u8]) -> Result<Vec<Value>, ParseError> {
+    let mut items = Vec::new();
+    match json::parse_body(body)? {
+        Value::Array(envelopes) => {
+            for envelope in envelopes {
+                collect_items(envelope, &mut items)?;
+            }
+        }
+        single => collect_items(single, &mut items)?,
+    }
+    Ok(items)
+}
+
+/// One `Data` item as a body `parse` takes whatever the item lacks:
+/// `{"Data":[item]}` (canonical, as the only key sorts first). Its bare form,
+/// the one its event keeps in `raw`, is read as an item only when it has a
+/// `MsgId`, so an item that failed for want of one would fail differently.
+fn item_in_envelope(item: &Value) -> Vec<u8> {
+    let inner = json::canonical(item);
+    let mut body = Vec::with_capacity(inner.len() + 11);
+    body.extend_from_slice(b"{\"Data\":[");
+    body.extend_from_slice(inner.as_bytes());
+    body.extend_from_slice(b"]}");
+    body
 }
 
 /// Flattens an envelope (`{"MsgType":2,"Data":[...]}`) or a bare item into items.
@@ -353,5 +386,26 @@ mod tests {
             .parse(br#"{"MsgId":"m","Event":"open","ReceiptTime":"1234567890"}"#)
             .unwrap();
         assert_eq!(single[0].event_time_ms, 1_234_567_890_000);
+    }
+
+    /// One item of a push that does not normalize is quarantined alone, in an
+    /// envelope of its own; the push's others are stored exactly as from the
+    /// valid push.
+    #[test]
+    fn one_bad_event_in_a_batch_is_quarantined_alone() {
+        use crate::providers::json::batch_check::{self, OneBroken, remove};
+        let envelope = batch_check::fixture_items("uspeedo", &["batch"]).remove(0);
+        OneBroken {
+            provider: &Uspeedo,
+            items: envelope["Data"].as_array().unwrap().clone(),
+            body: |items| {
+                serde_json::to_vec(&serde_json::json!({"MsgType": 2, "Data": items})).unwrap()
+            },
+            broken: 1,
+            damage: |e| remove(e, "MsgId"),
+            code: "missing_field",
+            repair: |v, item| v["Data"][0]["MsgId"] = item["MsgId"].clone(),
+        }
+        .check();
     }
 }

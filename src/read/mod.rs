@@ -5,6 +5,7 @@
 //! Every read follows `LastEvaluatedKey` to the end; each takes an optional page
 //! size (DynamoDB's `Limit`) so a caller can keep pages small.
 
+pub mod quarantine;
 mod since;
 mod timeline;
 
@@ -15,7 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::store::codec::{self, SORT_KEY};
 use crate::store::errors::{FailureKind, SdkFailure, classify};
-use crate::store::replay;
+use crate::store::quarantine::is_event_item;
 
 pub use crate::store::codec::StoredEvent;
 pub use crate::store::errors::error_chain;
@@ -31,6 +32,12 @@ pub enum QueryError {
     /// No event is stored under this message id.
     #[error("no events for message id {0}")]
     UnknownMessage(String),
+    /// No quarantine record has an id starting with this.
+    #[error("no quarantine record with id {0}")]
+    UnknownRecord(String),
+    /// A record id that is too short, not hex, or names several records.
+    #[error("record id {0}: expected at least 6 hex digits of one record's id")]
+    BadRecordId(String),
     /// A time that is neither RFC 3339 nor a date.
     #[error(
         "cannot read {0:?} as a time: expected RFC 3339 (2026-11-22T10:15:30Z) or a date (2026-11-22)"
@@ -74,11 +81,12 @@ impl QueryError {
     }
 }
 
-/// The events table, read through one client.
+/// The events table, read through one client (and S3, for payloads archived there).
 #[derive(Debug, Clone)]
 pub struct EventsTable {
     pub(crate) client: Client,
     pub(crate) table: String,
+    pub(crate) s3: Option<aws_sdk_s3::Client>,
 }
 
 impl EventsTable {
@@ -87,7 +95,15 @@ impl EventsTable {
         EventsTable {
             client,
             table: table.into(),
+            s3: None,
         }
+    }
+
+    /// Reads raw payloads and quarantined bodies archived in S3 through `s3`
+    /// (without it they are reported, not read).
+    pub fn with_s3(mut self, s3: aws_sdk_s3::Client) -> Self {
+        self.s3 = Some(s3);
+        self
     }
 
     /// A Query of one partition of the table or an index, from `since` on.
@@ -134,11 +150,12 @@ impl EventsTable {
                 .send()
                 .await
                 .map_err(|e| self.classify(e))?;
-            // A replay claim shares the table, never an event's key (store::replay).
+            // Replay claims and quarantine records share the table, never an
+            // event's key (store::replay, store::quarantine).
             events.extend(
                 page.items()
                     .iter()
-                    .filter(|item| !replay::is_claim(item))
+                    .filter(|item| is_event_item(item))
                     .map(codec::decode),
             );
             start = page.last_evaluated_key;

@@ -74,6 +74,24 @@ impl RawArchive {
     }
 }
 
+/// Reads an archived object back, decompressed.
+pub async fn fetch(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(store_error)?;
+    let gz = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        .into_bytes();
+    codec::gunzip(&gz).ok_or_else(|| StoreError::Other(format!("{key}: not gzip")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

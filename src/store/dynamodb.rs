@@ -98,7 +98,17 @@ impl DynamoStore {
                     .await?;
                 quarantine::with_archived_body(draft, bucket, &key)
             }
-            (placement, _) => quarantine::with_body(draft, &record.part.body, placement),
+            (placement, _) => {
+                if matches!(placement, Placement::TooLarge(_)) {
+                    // Says where the rest would have gone, never what it said.
+                    tracing::warn!(
+                        provider = record.provider,
+                        bytes = record.part.body.len(),
+                        "quarantined body cut to fit its item: set RAW_BUCKET to keep it whole"
+                    );
+                }
+                quarantine::with_body(draft, &record.part.body, placement)
+            }
         };
         quarantine::put(&self.client, &self.table, item).await
     }

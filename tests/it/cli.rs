@@ -44,10 +44,10 @@ fn since(text: &str) -> Since {
 }
 
 /// What the binary did.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Runs the built binary with `args` and a clean AWS environment plus `env`.
@@ -71,20 +71,20 @@ async fn run_binary(args: Vec<String>, env: &[(&str, &str)]) -> Run {
 }
 
 /// Runs the binary against the emulator.
-async fn cli(db: &Emulator, args: &[&str]) -> Run {
+pub async fn cli(db: &Emulator, args: &[&str]) -> Run {
     let mut all = vec!["--endpoint".to_owned(), db.endpoint.clone()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
     run_binary(all, &[]).await
 }
 
 /// Runs the binary against the emulator and expects success.
-async fn cli_ok(db: &Emulator, args: &[&str]) -> String {
+pub async fn cli_ok(db: &Emulator, args: &[&str]) -> String {
     let run = cli(db, args).await;
     assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
     run.stdout
 }
 
-fn json(stdout: &str) -> Value {
+pub fn json(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap()
 }
 

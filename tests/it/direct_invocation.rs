@@ -220,8 +220,12 @@ async fn same_items_over_http_and_direct(name: &str) {
         .await
         .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(
-            (answer["records"].clone(), answer["refused"].clone()),
-            (json!(1), json!(0)),
+            (
+                answer["records"].clone(),
+                answer["refused"].clone(),
+                answer["quarantined"].clone()
+            ),
+            (json!(1), json!(0), json!(0)),
             "{file}"
         );
         received += answer["received"].as_u64().unwrap();
@@ -260,7 +264,7 @@ async fn a_retry_stores_nothing_new_whichever_way_it_comes() {
     .unwrap();
     assert_eq!(
         first,
-        json!({"records": 1, "received": 1, "stored": 1, "duplicates": 0, "refused": 0})
+        json!({"records": 1, "received": 1, "stored": 1, "duplicates": 0, "quarantined": 0, "refused": 0})
     );
     let again = invoke(
         &app,
@@ -276,7 +280,7 @@ async fn a_retry_stores_nothing_new_whichever_way_it_comes() {
     for answer in [again, by_sns] {
         assert_eq!(
             answer,
-            json!({"records": 1, "received": 1, "stored": 0, "duplicates": 1, "refused": 0})
+            json!({"records": 1, "received": 1, "stored": 0, "duplicates": 1, "quarantined": 0, "refused": 0})
         );
     }
     assert_eq!(
@@ -316,19 +320,19 @@ async fn a_storage_failure_fails_the_invocation_so_aws_retries() {
 }
 
 #[tokio::test]
-async fn a_body_the_provider_refuses_completes_the_invocation_and_stores_nothing() {
+async fn a_body_the_provider_cannot_read_completes_the_invocation_in_quarantine() {
     let db = Emulator::start().await;
     let app = app(&db);
     let route = route(&[]);
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let refused: [&[u8]; 5] = [
+    let unreadable: [&[u8]; 5] = [
         br#"{}"#,
         br#"{"RecordType":"Delivery"}"#,
         br#"[]"#,
         br#""text""#,
         br#"{"RecordType":"Delivery","MessageID":"m","Recipient":"a@b.c","DeliveredAt":"not a time"}"#,
     ];
-    for body in refused {
+    for body in unreadable {
         let answer = invoke(
             &app,
             &route,
@@ -337,12 +341,13 @@ async fn a_body_the_provider_refuses_completes_the_invocation_and_stores_nothing
         .await
         .unwrap();
         assert_eq!(
-            (answer["refused"].clone(), answer["stored"].clone()),
+            (answer["quarantined"].clone(), answer["stored"].clone()),
             (json!(1), json!(0))
         );
     }
     // SNS messages need not be JSON at all.
-    let messages: [&[u8]; 3] = [b"", b"not json", deep.as_bytes()];
+    // (`sns_record` compacts whitespace out of a message, so none here.)
+    let messages: [&[u8]; 3] = [b"", b"not-json", deep.as_bytes()];
     let answer = invoke(
         &app,
         &route,
@@ -351,10 +356,36 @@ async fn a_body_the_provider_refuses_completes_the_invocation_and_stores_nothing
     .await
     .unwrap();
     assert_eq!(
-        (answer["records"].clone(), answer["refused"].clone()),
+        (answer["records"].clone(), answer["quarantined"].clone()),
         (json!(3), json!(3))
     );
     assert!(db.items().await.is_empty());
+    // One record per distinct body, each kept byte for byte.
+    let mut kept: Vec<Vec<u8>> = db
+        .quarantined()
+        .await
+        .into_iter()
+        .map(|record| match record.body {
+            mailhooks::store::quarantine::StoredBody::Inline(body) => body,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // EventBridge hands the `detail` over as parsed JSON: its text is re-serialized.
+    let reserialized = |b: &&[u8]| serde_json::to_vec(&serde_json::from_slice::<Value>(b).unwrap());
+    let mut sent: Vec<Vec<u8>> = unreadable
+        .iter()
+        .map(reserialized)
+        .map(Result::unwrap)
+        .chain(messages.iter().map(|b| b.to_vec()))
+        .collect();
+    let digest = |bodies: &mut Vec<Vec<u8>>| {
+        bodies.sort();
+        bodies
+            .iter()
+            .map(|b| mailhooks::store::quarantine::record_id(b))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(digest(&mut kept), digest(&mut sent));
 }
 
 #[tokio::test]
@@ -527,7 +558,7 @@ async fn http_events_answer_through_the_dispatcher_as_before() {
     let reply: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
     assert_eq!(
         reply,
-        json!({"code":0,"message":"ok","received":1,"stored":1,"duplicates":0})
+        json!({"code":0,"message":"ok","received":1,"stored":1,"duplicates":0,"quarantined":0})
     );
     // The same answer as the handler gives the request lambda_http builds.
     let (status, direct) = parts(app.handle(to_request(&v2)).await);

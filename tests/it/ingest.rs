@@ -87,7 +87,7 @@ async fn documented_tencent_bounce_lands_as_the_readme_describes() {
         (status, reply.clone()),
         (
             200,
-            json!({"code":0,"message":"ok","received":1,"stored":1,"duplicates":0})
+            json!({"code":0,"message":"ok","received":1,"stored":1,"duplicates":0,"quarantined":0})
         )
     );
     let items = db.items().await;
@@ -127,13 +127,13 @@ async fn same_request_twice_leaves_one_item_per_event() {
     let (status, second) = parts(app.handle(signed_post("uspeedo", &body)).await);
     assert_eq!(
         first,
-        json!({"code":0,"message":"ok","received":3,"stored":3,"duplicates":0})
+        json!({"code":0,"message":"ok","received":3,"stored":3,"duplicates":0,"quarantined":0})
     );
     assert_eq!(
         (status, second),
         (
             200,
-            json!({"code":0,"message":"ok","received":3,"stored":0,"duplicates":3})
+            json!({"code":0,"message":"ok","received":3,"stored":0,"duplicates":3,"quarantined":0})
         )
     );
     assert_eq!(db.items().await.len(), 3);

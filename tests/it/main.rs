@@ -6,7 +6,6 @@
 
 mod common;
 
-mod bad_input;
 mod batches;
 mod cli;
 mod direct_invocation;
@@ -22,6 +21,9 @@ mod local_cors;
 mod mailgun_replay;
 mod mandrill;
 mod ordering;
+mod partial_batches;
+mod quarantine;
+mod quarantine_cli;
 mod runtime_logs;
 mod s3_archive;
 mod sample_events;

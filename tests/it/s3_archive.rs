@@ -141,3 +141,44 @@ async fn small_events_stay_inline_even_with_a_bucket() {
     let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
     assert_eq!(listed.key_count(), Some(0));
 }
+
+#[tokio::test]
+#[ignore = "needs an S3 API: bash .ci/moto-tests.sh"]
+async fn renormalize_reads_a_raw_payload_archived_in_s3() {
+    let bucket = format!("mailhooks-renorm-{}", std::process::id());
+    let (db, s3, app) = setup(&bucket).await;
+    let body = route_event(1_000_000).to_string();
+    let (status, _) = parts(app.handle(signed_post("engagelab", body.as_bytes())).await);
+    assert_eq!(status, 200);
+    let options = mailhooks::renormalize::RenormalizeOptions::default();
+    let table = mailhooks::read::EventsTable::new(db.client.clone(), TABLE);
+    let blind = table.renormalize(&options, &mut |_| {}).await.unwrap();
+    assert_eq!(blind.skipped.get("raw not in the item"), Some(&1));
+    let report = (table.with_s3(s3).renormalize(&options, &mut |_| {}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.scanned, report.unchanged, report.skipped_total()),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 API: bash .ci/moto-tests.sh"]
+async fn an_incompressible_quarantined_body_too_large_for_its_item_goes_to_s3_whole() {
+    let bucket = format!("mailhooks-quarantine-{}", std::process::id());
+    let (db, s3, app) = setup(&bucket).await;
+    // Authenticated, not JSON, and too large for an item even compressed.
+    let body = format!("<{}", noise(1_000_000));
+    let (status, reply) = parts(app.handle(signed_post("postmark", body.as_bytes())).await);
+    assert_eq!((status, reply["quarantined"].as_u64()), (200, Some(1)));
+    let records = db.quarantined().await;
+    assert_eq!(records.len(), 1);
+    assert!(matches!(
+        records[0].body,
+        mailhooks::store::quarantine::StoredBody::Archived { .. }
+    ));
+    let table = mailhooks::read::EventsTable::new(db.client.clone(), TABLE).with_s3(s3);
+    let kept = table.quarantine_body(&records[0]).await.unwrap();
+    assert!(kept == body.as_bytes(), "the exact bytes come back from S3");
+}

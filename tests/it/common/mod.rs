@@ -65,11 +65,21 @@ impl Emulator {
         Emulator { endpoint, client }
     }
 
-    /// Every event item in the table (replay claims left out: see `claims`).
+    /// Every event item in the table (replay claims and quarantine records
+    /// left out: see `claims` and `quarantined`).
     pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = self.all_items().await;
-        items.retain(|item| !mailhooks::store::replay::is_claim(item));
+        items.retain(mailhooks::store::quarantine::is_event_item);
         items
+    }
+
+    /// Every quarantine record in the table, read back (`store::quarantine`).
+    pub async fn quarantined(&self) -> Vec<mailhooks::store::quarantine::StoredRecord> {
+        let items = self.all_items().await;
+        items
+            .iter()
+            .filter_map(mailhooks::store::quarantine::decode)
+            .collect()
     }
 
     /// Every replay claim in the table (`store::replay`).
@@ -79,7 +89,7 @@ impl Emulator {
         items
     }
 
-    /// Every item in the table, events and replay claims.
+    /// Every item in the table: events, replay claims, quarantine records.
     pub async fn all_items(&self) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = Vec::new();
         let mut start = None;
@@ -131,9 +141,20 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
 
 /// The real handler over `endpoint`, with the clock stopped at [`NOW_MS`].
 pub fn app_with(endpoint: &str, config: Config) -> App<DynamoStore> {
+    app_with_clock(endpoint, config, NOW_MS)
+}
+
+/// The real handler over `endpoint`, with the clock stopped at `now_ms`.
+pub fn app_with_clock(endpoint: &str, config: Config, now_ms: i64) -> App<DynamoStore> {
     let client = sdk::local_client(endpoint, config.store_timeout);
     let store = DynamoStore::new(client, TABLE, config.retention_days);
-    App::new(config, store, Arc::new(FixedClock(NOW_MS)))
+    App::new(config, store, Arc::new(FixedClock(now_ms)))
+}
+
+/// The real handler over `emulator` with the clock stopped at `now_ms` (only
+/// token providers authenticate at another time than [`NOW_MS`]).
+pub fn app_at(emulator: &Emulator, now_ms: i64) -> App<DynamoStore> {
+    app_with_clock(&emulator.endpoint, config(&[]), now_ms)
 }
 
 pub fn app(emulator: &Emulator) -> App<DynamoStore> {
@@ -192,7 +213,12 @@ pub fn signed(name: &str, secret: &str, body: &[u8]) -> mailhooks::providers::Si
 
 /// A correctly signed POST of `body` to `provider`, as API Gateway delivers it.
 pub fn signed_post(provider: &str, body: &[u8]) -> lambda_http::Request {
-    let signed = signed(provider, &secrets(provider)[0], body);
+    signed_post_with(provider, &secrets(provider)[0], body)
+}
+
+/// A POST of `body` to `provider` signed with `secret`, as API Gateway delivers it.
+pub fn signed_post_with(provider: &str, secret: &str, body: &[u8]) -> lambda_http::Request {
+    let signed = signed(provider, secret, body);
     to_request(&apigw_event(
         "POST",
         &format!("/webhooks/{provider}"),

@@ -1,6 +1,6 @@
 //! `mailhooks-cli`: reads the events table — one message's timeline, one
-//! address's events, the suppression list — and re-normalizes stored events
-//! with the current provider code.
+//! address's events, the suppression list, the quarantine — re-normalizes
+//! stored events with the current provider code and replays quarantined bodies.
 //!
 //! ```text
 //! mailhooks-cli [--table NAME] [--local | --endpoint URL] [--page-size N] [--json] <command>
@@ -8,13 +8,18 @@
 //!   recipient <address> [--since TIME]
 //!   suppressions [--since TIME]
 //!   renormalize [--provider NAME] [--since TIME] [--apply]
+//!   quarantine [--provider NAME]
+//!   quarantine show <provider> <record-id>
+//!   quarantine replay [--provider NAME] [--apply]
 //! ```
 //!
 //! Exit status: 0 done, 1 the command failed, 2 the arguments are wrong.
 
+mod quarantine;
+
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::ProvideCredentials;
@@ -112,6 +117,35 @@ enum CommandArgs {
         #[command(flatten)]
         since: SinceArg,
     },
+    /// What authenticated requests sent that did not normalize, kept raw: list (the default), show, replay
+    #[command(args_conflicts_with_subcommands = true)]
+    Quarantine {
+        #[command(subcommand)]
+        action: Option<QuarantineArgs>,
+        /// Only this provider's records
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuarantineArgs {
+    /// Print one record and its body as received
+    Show {
+        /// The provider's route name
+        provider: String,
+        /// The record id (at least its first 6 hex digits)
+        id: String,
+    },
+    /// Re-run today's parsers over the unresolved records; a dry run unless --apply
+    Replay {
+        /// Only this provider's records
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+        /// Store what parses now and mark the records resolved
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 /// Which command to run, with its argument.
@@ -121,6 +155,9 @@ enum Command {
     Recipient(String),
     Suppressions,
     Renormalize,
+    QuarantineList,
+    QuarantineShow { provider: String, id: String },
+    QuarantineReplay,
 }
 
 /// Where DynamoDB is.
@@ -255,6 +292,17 @@ fn options(cli: Cli, table_env: Option<String>) -> Result<Options, String> {
             apply,
             since,
         } => (Command::Renormalize, since.since, provider, apply),
+        CommandArgs::Quarantine { action, provider } => match action {
+            None => (Command::QuarantineList, None, provider, false),
+            Some(QuarantineArgs::Show { provider, id }) => {
+                let provider = required(provider, "quarantine show needs a provider")?;
+                let id = required(id, "quarantine show needs a record id")?;
+                (Command::QuarantineShow { provider, id }, None, None, false)
+            }
+            Some(QuarantineArgs::Replay { provider, apply }) => {
+                (Command::QuarantineReplay, None, provider, apply)
+            }
+        },
     };
     let since = since
         .map(|text| Since::parse(&text).map_err(|e| format!("--since: {e}")))
@@ -301,7 +349,11 @@ fn parse_page_size(text: &str) -> Result<i32, String> {
 
 /// Runs the command; returns what to print.
 async fn run(options: &Options) -> Result<String, CliError> {
-    let table = EventsTable::new(client(&options.endpoint).await?, &options.table);
+    let (client, s3) = clients(&options.endpoint).await?;
+    let mut table = EventsTable::new(client, &options.table);
+    if let Some(s3) = s3 {
+        table = table.with_s3(s3);
+    }
     let since = options.since.as_ref();
     match &options.command {
         Command::Timeline(message_id) => {
@@ -328,20 +380,50 @@ async fn run(options: &Options) -> Result<String, CliError> {
             let report = renormalize(&table, options).await?;
             output(&report, options.json, render_report)
         }
+        Command::QuarantineList => {
+            let records =
+                (table.quarantine_records(options.provider.as_deref(), options.page_size)).await?;
+            let rows: Vec<_> = records.iter().map(quarantine::Listed::from).collect();
+            output(&rows, options.json, |rows| quarantine::render_list(rows))
+        }
+        Command::QuarantineShow { provider, id } => {
+            let record = table.quarantine_record(provider, id).await?;
+            let body = table.quarantine_body(&record).await;
+            let shown = quarantine::Shown::new(&record, &body);
+            output(&shown, options.json, quarantine::render_shown)
+        }
+        Command::QuarantineReplay => {
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let report = table
+                .replay_quarantine(options.provider.as_deref(), options.apply, now_ms)
+                .await?;
+            output(&report, options.json, quarantine::render_replay)
+        }
     }
 }
 
-async fn client(endpoint: &Endpoint) -> Result<Client, CliError> {
+/// The DynamoDB client, and an S3 client for payloads archived there: from
+/// the AWS configuration, or, for a plain endpoint, from `AWS_ENDPOINT_URL_S3`
+/// when set.
+async fn clients(endpoint: &Endpoint) -> Result<(Client, Option<aws_sdk_s3::Client>), CliError> {
     match endpoint {
-        Endpoint::Plain(url) => Ok(sdk::local_client(url, OPERATION_TIMEOUT)),
-        Endpoint::Aws => aws_client().await,
+        Endpoint::Plain(url) => {
+            let s3 = std::env::var("AWS_ENDPOINT_URL_S3")
+                .ok()
+                .filter(|url| !url.is_empty())
+                .map(|url| sdk::local_s3_client(&url, OPERATION_TIMEOUT));
+            Ok((sdk::local_client(url, OPERATION_TIMEOUT), s3))
+        }
+        Endpoint::Aws => aws_clients().await,
     }
 }
 
-/// A client from the usual AWS configuration, after checking that it names a
+/// Clients from the usual AWS configuration, after checking that it names a
 /// region and that its credentials resolve (so a missing one is named, not
 /// buried in a request failure).
-async fn aws_client() -> Result<Client, CliError> {
+async fn aws_clients() -> Result<(Client, Option<aws_sdk_s3::Client>), CliError> {
     let config = sdk::sdk_config_from_env(OPERATION_TIMEOUT).await;
     if config.region().is_none() {
         return Err(CliError::NoRegion);
@@ -353,7 +435,7 @@ async fn aws_client() -> Result<Client, CliError> {
         .provide_credentials()
         .await
         .map_err(|e| CliError::NoCredentials(error_chain(&e)))?;
-    Ok(Client::new(&config))
+    Ok((Client::new(&config), Some(aws_sdk_s3::Client::new(&config))))
 }
 
 /// Runs the re-normalization with a progress bar on stderr (drawn only on a terminal).
