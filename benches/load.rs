@@ -416,16 +416,23 @@ fn expected(config: &Config, requests: &[Arc<Request>]) -> Expected {
 // ---------------------------------------------------------------------------
 // The stack: the embedded store, the fault proxy, the handler over HTTP.
 
+/// The stack under load, before and while it serves.
 struct Stack {
+    /// The handler's HTTP address.
     addr: SocketAddr,
+    /// The local stack's configuration for that address.
     config: Config,
-    listener: TcpListener,
+    /// Taken by [`Stack::serve`].
+    listener: Option<TcpListener>,
     /// A client of the store without the proxy, for the checks.
     direct: aws_sdk_dynamodb::Client,
+    /// Between the handler and the store.
     proxy: FaultyStore,
+    /// The table's SQLite file, removed at the end.
     db_path: std::path::PathBuf,
 }
 
+/// Starts the store, its fault proxy and the table; binds the handler's port.
 async fn stack() -> Result<Stack, BoxError> {
     // On tmpfs where there is one: SQLite's syncs cost nothing there, and the
     // table's pages stay out of this process's RSS.
@@ -452,30 +459,27 @@ async fn stack() -> Result<Stack, BoxError> {
     Ok(Stack {
         addr,
         config,
-        listener,
+        listener: Some(listener),
         direct,
         proxy,
         db_path,
     })
 }
 
-/// Serves the handler over plain HTTP as the local stack does, its store
-/// behind the fault proxy.
-fn serve(
-    stack: Stack,
-) -> (
-    SocketAddr,
-    Arc<faults::Faults>,
-    aws_sdk_dynamodb::Client,
-    std::path::PathBuf,
-) {
-    let client = sdk::local_client(&stack.proxy.endpoint, stack.config.store_timeout);
-    let store = DynamoStore::new(client, TABLE, stack.config.retention_days);
-    let app = Arc::new(App::new(stack.config, store, Arc::new(SystemClock)));
-    let router = axum::Router::new().fallback(handle).with_state(app);
-    let listener = stack.listener;
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (stack.addr, stack.proxy.faults, stack.direct, stack.db_path)
+impl Stack {
+    /// Serves the handler over plain HTTP as the local stack does, its store
+    /// behind the fault proxy.
+    fn serve(&mut self) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        let config = self.config.clone();
+        let client = sdk::local_client(&self.proxy.endpoint, config.store_timeout);
+        let store = DynamoStore::new(client, TABLE, config.retention_days);
+        let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
+        let router = axum::Router::new().fallback(handle).with_state(app);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
 }
 
 /// One HTTP request through the handler (the local server's adapter).
@@ -765,7 +769,7 @@ async fn main() {
 async fn run() -> Result<(), BoxError> {
     let count = env_or("LOAD_REQUESTS", 10_000);
     let concurrency = env_or("LOAD_CONCURRENCY", 32);
-    let stack = stack().await?;
+    let mut stack = stack().await?;
     let signed_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
     let prepared = Instant::now();
     let requests = workload(count, &stack.config, stack.addr, signed_at);
@@ -787,7 +791,8 @@ async fn run() -> Result<(), BoxError> {
         largest as f64 / 1e6,
         prepared.elapsed().as_secs_f64()
     );
-    let (addr, faults, direct, db_path) = serve(stack);
+    stack.serve();
+    let (addr, faults) = (stack.addr, Arc::clone(&stack.proxy.faults));
 
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let gate = Arc::new(Semaphore::new(concurrency));
@@ -832,14 +837,14 @@ async fn run() -> Result<(), BoxError> {
         None
     };
 
-    let (events, records, claims) = table_keys(&direct).await?;
+    let (events, records, claims) = table_keys(&stack.direct).await?;
     let counts = [
         Count::of("events", &expected.events, events),
         Count::of("quarantine records", &expected.quarantine, records),
         Count::of("replay claims", &expected.claims, claims),
     ];
     let wrong = wrong_answers(&requests, &expected, &deliveries);
-    let _ = std::fs::remove_file(&db_path);
+    let _ = std::fs::remove_file(&stack.db_path);
     let samples = rss.lock().map(|s| s.clone()).unwrap_or_default();
     let rss_middle = samples
         .iter()
