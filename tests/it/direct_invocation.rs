@@ -11,26 +11,16 @@
 //! registered in every build (`BODY_PROVIDER`), through `DirectRoute::new`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::routing::{get, post};
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
 use mailhooks::App;
 use mailhooks::invocation::{self, DIRECT_PROVIDER, DirectRoute, Invocation};
 use mailhooks::store::DynamoStore;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::common::runtime::{Function, provider_env};
 use crate::common::*;
 
 /// The provider whose bodies the in-process tests send directly.
@@ -587,146 +577,14 @@ async fn http_events_answer_through_the_dispatcher_as_before() {
 }
 
 // ---------------------------------------------------------------------------
-// The real binary, through a fake Lambda Runtime API (as tests/it/runtime_logs.rs).
-
-/// How the function answered one invocation: `response` or `error`, and the body.
-type Answered = (String, Value);
-
-/// A minimal Lambda Runtime API: hands out queued events, routes answers back.
-struct RuntimeApi {
-    queue: Mutex<mpsc::Receiver<(String, oneshot::Sender<Answered>)>>,
-    waiting: Mutex<HashMap<String, oneshot::Sender<Answered>>>,
-    next_id: AtomicU64,
-}
-
-async fn next(State(api): State<Arc<RuntimeApi>>) -> (HeaderMap, String) {
-    let Some((event, reply)) = api.queue.lock().await.recv().await else {
-        return std::future::pending().await;
-    };
-    let id = format!("req-{}", api.next_id.fetch_add(1, Ordering::SeqCst));
-    api.waiting.lock().await.insert(id.clone(), reply);
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "lambda-runtime-aws-request-id",
-        HeaderValue::from_str(&id).unwrap(),
-    );
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 30_000;
-    headers.insert(
-        "lambda-runtime-deadline-ms",
-        HeaderValue::from_str(&deadline.to_string()).unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-invoked-function-arn",
-        HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:mailhooks"),
-    );
-    (headers, event)
-}
-
-async fn answer(
-    State(api): State<Arc<RuntimeApi>>,
-    Path((id, kind)): Path<(String, String)>,
-    body: Bytes,
-) -> StatusCode {
-    if let Some(reply) = api.waiting.lock().await.remove(&id) {
-        let _ = reply.send((kind, serde_json::from_slice(&body).unwrap_or(Value::Null)));
-    }
-    StatusCode::ACCEPTED
-}
-
-/// The `bootstrap` process polling the fake Runtime API.
-struct Function {
-    child: Child,
-    events: mpsc::Sender<(String, oneshot::Sender<Answered>)>,
-    output: Vec<std::thread::JoinHandle<String>>,
-}
-
-impl Function {
-    async fn start(dynamodb_endpoint: &str) -> Function {
-        let (events, queue) = mpsc::channel(1);
-        let api = Arc::new(RuntimeApi {
-            queue: Mutex::new(queue),
-            waiting: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(0),
-        });
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(answer))
-            .with_state(api);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "mailhooks")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-            .env("TABLE_NAME", TABLE)
-            .env("EMIT_METRICS", "false")
-            .envs(
-                mailhooks::providers::ALL
-                    .iter()
-                    .map(|p| (p.secrets_env(), secrets(p.name())[0].clone())),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let streams: [Box<dyn Read + Send>; 2] = [
-            Box::new(child.stdout.take().unwrap()),
-            Box::new(child.stderr.take().unwrap()),
-        ];
-        let output = streams
-            .into_iter()
-            .map(|mut stream| {
-                std::thread::spawn(move || {
-                    let mut text = String::new();
-                    let _ = stream.read_to_string(&mut text);
-                    text
-                })
-            })
-            .collect();
-        Function {
-            child,
-            events,
-            output,
-        }
-    }
-
-    /// Invokes once with `event` (any JSON text): how the function answered.
-    async fn invoke(&self, event: String) -> Answered {
-        let (reply, answered) = oneshot::channel();
-        self.events.send((event, reply)).await.unwrap();
-        // A guard against a hung process, not a timing assertion.
-        tokio::time::timeout(Duration::from_secs(60), answered)
-            .await
-            .expect("the function answers")
-            .unwrap()
-    }
-
-    /// Stops the process; everything it wrote.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.output.drain(..).map(|r| r.join().unwrap()).collect()
-    }
-}
+// The real binary, through the fake Lambda Runtime API of `common::runtime`.
 
 #[tokio::test]
 async fn the_lambda_binary_dispatches_http_and_direct_events() {
     let db = Emulator::start().await;
-    let function = Function::start(&db.endpoint).await;
+    let mut env = provider_env(0);
+    env.push(("EMIT_METRICS".to_owned(), "false".to_owned()));
+    let function = Function::start(&db.endpoint, &env).await;
     let body = fixture(BODY_PROVIDER, "delivered");
     let signed = signed(BODY_PROVIDER, &secrets(BODY_PROVIDER)[0], &body);
     let http = apigw_event(

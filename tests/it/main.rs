@@ -16,6 +16,7 @@ mod faults;
 mod fuzz_regressions;
 mod ingest;
 mod item_rules;
+mod kill;
 #[cfg(feature = "local")]
 mod local_cors;
 mod mailgun_replay;

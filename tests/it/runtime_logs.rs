@@ -4,23 +4,11 @@
 //! hyper) log. `tests/log_hygiene.rs` calls the handler directly and cannot see
 //! what the runtime logs around it.
 
-use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-use crate::common::{Emulator, TABLE, apigw_event, fixtures, provider, provider_names, secrets};
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::routing::{get, post};
+use crate::common::runtime::{Function, provider_env};
+use crate::common::{Emulator, apigw_event, fixtures, provider, provider_names, secrets};
 use base64::Engine;
 use mailhooks::providers::AuthScheme;
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// In every body; must never be seen in the output.
 const BODY_MARKER: &str = "BodyMarker-5e1d7a";
@@ -38,152 +26,10 @@ fn wrong(provider: &str) -> String {
     format!("{provider}-wrong-Zp91")
 }
 
-/// One invocation for the function, and where its answer goes.
-type Invocation = (String, oneshot::Sender<Value>);
-
-/// A minimal Lambda Runtime API: hands out queued events, routes answers back.
-struct RuntimeApi {
-    queue: Mutex<mpsc::Receiver<Invocation>>,
-    waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
-    next_id: AtomicU64,
-}
-
-async fn next(State(api): State<Arc<RuntimeApi>>) -> (HeaderMap, String) {
-    // One function process polls at a time: holding the lock while waiting is fine.
-    let Some((event, reply)) = api.queue.lock().await.recv().await else {
-        return std::future::pending().await;
-    };
-    let id = format!("req-{}", api.next_id.fetch_add(1, Ordering::SeqCst));
-    api.waiting.lock().await.insert(id.clone(), reply);
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "lambda-runtime-aws-request-id",
-        HeaderValue::from_str(&id).unwrap(),
-    );
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 30_000;
-    headers.insert(
-        "lambda-runtime-deadline-ms",
-        HeaderValue::from_str(&deadline.to_string()).unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-invoked-function-arn",
-        HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:mailhooks"),
-    );
-    (headers, event)
-}
-
-/// A response or an invocation error: handed to whoever waits for it.
-async fn answer(
-    State(api): State<Arc<RuntimeApi>>,
-    Path((id, _kind)): Path<(String, String)>,
-    body: Bytes,
-) -> StatusCode {
-    if let Some(reply) = api.waiting.lock().await.remove(&id) {
-        let _ = reply.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
-    }
-    StatusCode::ACCEPTED
-}
-
-/// The function process and the channel that feeds it invocations.
-struct Function {
-    child: Child,
-    events: mpsc::Sender<Invocation>,
-    output: Vec<std::thread::JoinHandle<String>>,
-}
-
-impl Function {
-    async fn start(dynamodb_endpoint: &str) -> Function {
-        let (events, queue) = mpsc::channel(1);
-        let api = Arc::new(RuntimeApi {
-            queue: Mutex::new(queue),
-            waiting: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(0),
-        });
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(answer))
-            .with_state(api);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-            .env_clear()
-            .env("RUST_LOG", "trace")
-            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "mailhooks")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
-            .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-            .env("TABLE_NAME", TABLE)
-            .envs(
-                mailhooks::providers::ALL
-                    .iter()
-                    .map(|p| (p.secrets_env(), secret(p.name()))),
-            )
-            // SNS envelopes signed with the development key verify; nothing is fetched.
-            .env(
-                "SNS_CERTIFICATES_DIR",
-                mailhooks::providers::ses::dev::temporary_certificate_dir().unwrap(),
-            )
-            .envs(
-                mailhooks::providers::ALL
-                    .iter()
-                    .filter_map(|p| p.signed_url())
-                    .map(|url| (url.env, url.local)),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut output = Vec::new();
-        let streams: [Box<dyn Read + Send>; 2] = [
-            Box::new(child.stdout.take().unwrap()),
-            Box::new(child.stderr.take().unwrap()),
-        ];
-        for mut stream in streams {
-            output.push(std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = stream.read_to_string(&mut text);
-                text
-            }));
-        }
-        Function {
-            child,
-            events,
-            output,
-        }
-    }
-
-    /// Invokes once; the status code of the answer.
-    async fn invoke(&self, event: Value) -> u64 {
-        let (reply, answer) = oneshot::channel();
-        self.events.send((event.to_string(), reply)).await.unwrap();
-        // A guard against a hung process, not a timing assertion.
-        let answer = tokio::time::timeout(Duration::from_secs(60), answer)
-            .await
-            .expect("the function answers")
-            .unwrap();
-        answer["statusCode"].as_u64().unwrap_or(0)
-    }
-
-    /// Stops the process; everything it wrote on stdout and stderr.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.output
-            .drain(..)
-            .map(|reader| reader.join().unwrap())
-            .collect()
-    }
+/// Invokes the function once; the status code of its answer.
+async fn status_of(function: &Function, event: Value) -> u64 {
+    let (_, answer) = function.invoke(event.to_string()).await;
+    answer["statusCode"].as_u64().unwrap_or(0)
 }
 
 /// A valid body of `provider` (its delivery fixture with the shortest name),
@@ -313,7 +159,10 @@ fn body_signed_requests(provider: &str) -> Vec<(Vec<u8>, String, u64)> {
 #[tokio::test]
 async fn the_lambda_binary_at_trace_logs_no_secret_token_signature_or_body() {
     let db = Emulator::start().await;
-    let function = Function::start(&db.endpoint).await;
+    let mut env = provider_env(1);
+    env.push(("RUST_LOG".to_owned(), "trace".to_owned()));
+    env.push(("AWS_SECRET_ACCESS_KEY".to_owned(), AWS_SECRET.to_owned()));
+    let function = Function::start(&db.endpoint, &env).await;
     let mut invocations = 0;
     let mut forbidden = vec![
         BODY_MARKER.to_owned(),
@@ -360,14 +209,14 @@ async fn the_lambda_binary_at_trace_logs_no_secret_token_signature_or_body() {
                 &headers,
                 &body,
             );
-            let answered = function.invoke(event).await;
+            let answered = status_of(&function, event).await;
             assert_eq!(answered, status, "{provider} {query} {headers:?}");
             invocations += 1;
         }
         for (body, signature, status) in body_signed_requests(provider) {
             forbidden.push(signature);
             let event = apigw_event("POST", &format!("/webhooks/{provider}"), "", &[], &body);
-            let answered = function.invoke(event).await;
+            let answered = status_of(&function, event).await;
             assert_eq!(answered, status, "{provider} body-signed");
             invocations += 1;
         }

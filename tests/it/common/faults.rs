@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP proxy in front of the in-process DynamoDB API: it
 //! forwards every request unless told to throttle, fail writes that mention a
 //! marker, throttle after some writes, leave half of a batch call unprocessed,
-//! delay writes or answers, or be down.
+//! delay writes or answers, hold writes unforwarded (a writer about to be
+//! killed), or be down.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,14 @@ pub struct Faults {
     /// Refuse every `BatchExecuteStatement` as an implementation without PartiQL
     /// does (`UnknownOperationException`).
     pub refuse_statements: AtomicBool,
+    /// Hold writes: forward the next [`Faults::writes_let_through`] of them,
+    /// then never forward nor answer another (the writer is to be killed
+    /// with its calls in flight).
+    pub hold_writes: AtomicBool,
+    /// Writes still forwarded while [`Faults::hold_writes`] is on.
+    pub writes_let_through: AtomicUsize,
+    /// Writes held so far.
+    pub writes_held: AtomicUsize,
 }
 
 /// A running proxy: point the store at `endpoint`, steer it through `faults`.
@@ -121,6 +130,15 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     });
     if is_put {
         let seen = faults.puts_seen.fetch_add(1, Ordering::SeqCst);
+        if faults.hold_writes.load(Ordering::SeqCst)
+            && faults
+                .writes_let_through
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
+        {
+            faults.writes_held.fetch_add(1, Ordering::SeqCst);
+            return std::future::pending().await;
+        }
         let delay = *faults.delay_puts_before_forwarding.lock().unwrap();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
