@@ -226,7 +226,7 @@ fn read(config: &Config, request: &Request) -> Reading {
         webhook_urls: config.webhook_urls_for(name),
     };
     let mut parsed = request.provider.parse_each(&inbound);
-    codec::quarantine_unkeyable(&mut parsed);
+    codec::quarantine_unkeyable(inbound.body, &mut parsed);
     Reading {
         claims: (request.provider.replay_claim(&inbound, &ctx).iter())
             .map(replay::claim_key)
