@@ -162,7 +162,13 @@ fn patient(client: &Client) -> Client {
     let timeouts = TimeoutConfig::builder()
         .operation_timeout(Duration::from_secs(120))
         .build();
-    Client::from_conf(client.config().to_builder().timeout_config(timeouts).build())
+    Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .timeout_config(timeouts)
+            .build(),
+    )
 }
 
 fn row(measure: &str, value: impl std::fmt::Display) {
@@ -249,7 +255,10 @@ async fn main() {
             collection
                 .by_type
                 .iter()
-                .map(|(kind, (items, units))| format!("{kind} {:.2}", *units as f64 / *items as f64))
+                .map(|(kind, (items, units))| format!(
+                    "{kind} {:.2}",
+                    *units as f64 / *items as f64
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

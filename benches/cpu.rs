@@ -530,10 +530,13 @@ fn report(case: &Case) -> bool {
     true
 }
 
+/// One way through a request: with or without authentication.
+type Stage = fn(&Case) -> Result<Processed, Failure>;
+
 /// The two rows of a peer body (benches/peer.sh parses them): µs per request
 /// normalized with items built, then with ECDSA verification in front.
 fn report_peer(case: &Case, events: usize) {
-    let stages: [(&str, fn(&Case) -> Result<Processed, Failure>); 2] = [
+    let stages: [(&str, Stage); 2] = [
         ("normalize + item built", process_unauthenticated),
         ("with ECDSA P-256 verification", process),
     ];
