@@ -11,6 +11,11 @@
 //!
 //! `cargo bench --bench cpu [-- NAME...]` (the median of 15 timed rounds after a
 //! warm-up; with names, only the cases whose label contains one of them).
+//!
+//! `PEER_BODIES=DIR cargo bench --bench cpu -- peer:` adds (and with the name,
+//! keeps only) the comparison with django-anymail that benches/peer.sh runs:
+//! SendGrid's `DIR/sendgrid-1.json` and `DIR/sendgrid-100.json`, the very files
+//! the peer is timed on, each without and with ECDSA signature verification.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -45,6 +50,9 @@ enum Bar {
     Bounded,
     /// Authentication alone (prepare + authenticate), reported separately.
     VerifyOnly,
+    /// A body of the peer comparison (benches/peer.sh): µs per request, with and
+    /// without the signature check.
+    Peer,
 }
 
 /// One request: its provider, the secrets it is checked against, headers, query and body.
@@ -182,13 +190,35 @@ fn process(case: &Case) -> Result<Processed, Failure> {
         body: &case.body,
     };
     authenticate(case, &inbound, &ctx)?;
-    if let Some(control) = case.provider.control(&inbound) {
+    normalize(case, &inbound, &ctx)
+}
+
+/// The path of one request without authentication: normalized, items built.
+fn process_unauthenticated(case: &Case) -> Result<Processed, Failure> {
+    let clock = FixedClock(NOW_SECS * 1000);
+    let ctx = context(case, &clock);
+    let inbound = Inbound {
+        headers: &case.headers,
+        query: &case.query,
+        body: &case.body,
+    };
+    normalize(case, &inbound, &ctx)
+}
+
+/// Everything after authentication: control check, replay claim, events
+/// parsed, keys checked, one DynamoDB item built per event.
+fn normalize(
+    case: &Case,
+    inbound: &Inbound<'_>,
+    ctx: &AuthContext<'_>,
+) -> Result<Processed, Failure> {
+    if let Some(control) = case.provider.control(inbound) {
         return Err(Failure::Control(control.kind));
     }
-    black_box(case.provider.replay_claim(&inbound, &ctx));
+    black_box(case.provider.replay_claim(inbound, ctx));
     let events = case
         .provider
-        .parse_request(&inbound)
+        .parse_request(inbound)
         .map_err(|e| Failure::Unparsed(e.to_string()))?;
     codec::check_keys(&events).map_err(|e| Failure::Unparsed(e.to_string()))?;
     let item_bytes = events
@@ -221,6 +251,28 @@ fn measure<T>(run: impl Fn() -> T) -> Duration {
         .collect();
     rounds.sort();
     rounds[rounds.len() / 2]
+}
+
+/// Requests timed one by one in a peer row.
+const PEER_SAMPLES: usize = 10_001;
+
+/// Median wall time of one `run`, each of `PEER_SAMPLES` runs timed alone after
+/// a warm-up. One run (microseconds) is rarely preempted, so on a shared machine
+/// the median is the run's own time, not the waits a round of many runs collects.
+fn median_of_single_runs<T>(run: impl Fn() -> T) -> Duration {
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_millis(200) {
+        black_box(run());
+    }
+    let mut samples: Vec<Duration> = (0..PEER_SAMPLES)
+        .map(|_| {
+            let start = Instant::now();
+            black_box(run());
+            start.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples[samples.len() / 2]
 }
 
 fn fixture(provider: &str, name: &str) -> Vec<u8> {
@@ -343,6 +395,23 @@ const VERIFY_ONLY: [(&str, &str, &str); 2] = [
     ("sendgrid", "docs_delivered", "ECDSA P-256"),
 ];
 
+/// The peer comparison's bodies (benches/peer.sh), when `PEER_BODIES` names
+/// their directory: a missing file gives an empty body, whose row then fails.
+fn peer_cases() -> Vec<Case> {
+    let Some(dir) = std::env::var_os("PEER_BODIES") else {
+        return Vec::new();
+    };
+    [1, 100]
+        .into_iter()
+        .filter_map(|n| {
+            let body = std::fs::read(Path::new(&dir).join(format!("sendgrid-{n}.json")))
+                .unwrap_or_default();
+            providers::by_name("sendgrid")
+                .map(|p| case(format!("peer: sendgrid {n}"), p, &body, Bar::Peer))
+        })
+        .collect()
+}
+
 fn all_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for &provider in providers::ALL {
@@ -400,6 +469,7 @@ fn all_cases() -> Vec<Case> {
             Bar::VerifyOnly,
         ));
     }
+    cases.extend(peer_cases());
     cases
 }
 
@@ -439,13 +509,17 @@ fn report(case: &Case) -> bool {
             return false;
         }
     };
+    if case.bar == Bar::Peer {
+        report_peer(case, events);
+        return true;
+    }
     let t = measure(|| process(case).map(|p| p.item_bytes));
     let per_event = t / u32::try_from(events.max(1)).unwrap_or(u32::MAX);
     let mb_s = size as f64 / t.as_secs_f64() / 1e6;
     let target = match case.bar {
         Bar::SingleEvent => "< 5 µs per event",
         Bar::FlatPerEvent => "flat per event",
-        Bar::Bounded | Bar::VerifyOnly => "",
+        Bar::Bounded | Bar::VerifyOnly | Bar::Peer => "",
     };
     println!(
         "| CPU per event: {} ({size} B, {events} event{}) | {:.2} µs per event, {mb_s:.0} MB/s | {target} |",
@@ -454,6 +528,28 @@ fn report(case: &Case) -> bool {
         per_event.as_secs_f64() * 1e6,
     );
     true
+}
+
+/// One way through a request: with or without authentication.
+type Stage = fn(&Case) -> Result<Processed, Failure>;
+
+/// The two rows of a peer body (benches/peer.sh parses them): µs per request
+/// normalized with items built, then with ECDSA verification in front.
+fn report_peer(case: &Case, events: usize) {
+    let stages: [(&str, Stage); 2] = [
+        ("normalize + item built", process_unauthenticated),
+        ("with ECDSA P-256 verification", process),
+    ];
+    for (stage, run) in stages {
+        let t = median_of_single_runs(|| run(case).map(|p| p.item_bytes)).as_secs_f64() * 1e6;
+        println!(
+            "| {} ({} B, {events} event{}): {stage} | {t:.2} µs per request, {:.2} µs per event | median of {PEER_SAMPLES} requests timed alone |",
+            case.label,
+            case.body.len(),
+            if events == 1 { "" } else { "s" },
+            t / events as f64,
+        );
+    }
 }
 
 fn main() {
