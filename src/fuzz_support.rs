@@ -1,8 +1,10 @@
 //! Support for the fuzz targets (`fuzz/`) and their regression tests
-//! (`tests/it/fuzz_regressions.rs`): the invariants every accepted event must meet,
-//! DynamoDB's documented rules every built item must meet ([`check_item`], also
-//! used by the property tests in `tests/it/item_rules.rs`), and raw request text
-//! for the whole-request target.
+//! (`tests/it/fuzz_regressions.rs`): the invariants every parser meets
+//! ([`check_parser`]: `parse` and `parse_each` agree, every accepted event is
+//! storable, every quarantined part is a record DynamoDB accepts), DynamoDB's
+//! documented rules every built item must meet ([`check_item`] for events, also
+//! used by the property tests in `tests/it/item_rules.rs`, and [`check_record`]
+//! for quarantine records), and raw request text for the whole-request target.
 //!
 //! Raw request format: a request line `METHOD /path?query`, header lines
 //! `name: value`, an empty line, then the body bytes.
@@ -13,8 +15,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request};
 
 use crate::event::EmailEvent;
-use crate::providers;
-use crate::store::codec;
+use crate::providers::{self, Inbound, PartScope, Provider, Unparsed};
+use crate::store::codec::{self, Item};
+use crate::store::quarantine::{self, NewRecord, StoredBody};
+
+/// Days to expiry the fuzzed items are built with (any `Some` adds the TTL attribute).
+const RETENTION_DAYS: Option<u32> = Some(30);
 
 /// [`check_parser`] for every registered provider: one input, every parser.
 pub fn check_all_parsers(data: &[u8]) {
@@ -23,30 +29,106 @@ pub fn check_all_parsers(data: &[u8]) {
     }
 }
 
-/// Parses `data` with the named provider and panics if an accepted event breaks
-/// an invariant: at least one event, a non-empty message id, and, for events the
-/// table can key, a well-formed sort key and an item DynamoDB accepts ([`check_item`]).
+/// Parses `data` with the named provider, as `parse` and as `parse_each` (the
+/// handler's path), and panics if an invariant breaks:
+///
+/// - when `parse` accepts the body: at least one event, and `parse_each` gives
+///   the same events and nothing unparsed;
+/// - when `parse` refuses it: `parse_each` quarantines at least one part, and
+///   every single event it quarantines (`PartScope::Event`) is refused by
+///   `parse` alone with the same error code, so a replay reads it as it was kept;
+/// - after the handler's own split (`codec::quarantine_unkeyable`): every event
+///   to store has a non-empty message id, a well-formed sort key and an item
+///   DynamoDB accepts ([`check_item`]), and every quarantined part is a record
+///   DynamoDB accepts that keeps its body ([`check_record`]).
 pub fn check_parser(provider: &str, data: &[u8]) {
     let Some(provider) = providers::by_name(provider) else {
         panic!("no provider {provider}");
     };
-    let Ok(events) = provider.parse(data) else {
-        return;
+    let request = Inbound {
+        headers: &[],
+        query: &[],
+        body: data,
     };
-    assert!(!events.is_empty(), "accepted a body with no event");
-    // What cannot be keyed is answered 400 before the store, as the handler does.
-    if codec::check_keys(&events).is_err() {
-        return;
+    let mut parsed = provider.parse_each(&request);
+    match provider.parse_request(&request) {
+        Ok(events) => {
+            assert!(!events.is_empty(), "accepted a body with no event");
+            assert!(
+                parsed.events == events,
+                "parse_each and parse disagree on the events"
+            );
+            assert!(
+                parsed.unparsed.is_empty(),
+                "parse_each quarantined part of a body parse accepts"
+            );
+        }
+        Err(error) => {
+            assert!(
+                !parsed.unparsed.is_empty(),
+                "parse refused the body ({}) and parse_each kept nothing",
+                error.code()
+            );
+            for part in parsed
+                .unparsed
+                .iter()
+                .filter(|u| u.scope == PartScope::Event)
+            {
+                check_event_part(provider, part);
+            }
+        }
     }
-    for event in &events {
+    codec::quarantine_unkeyable(&mut parsed);
+    for event in &parsed.events {
         assert!(!event.message_id.is_empty(), "empty message id");
         let key = codec::sort_key(event);
         assert_eq!(key.split('#').count(), 3, "sort key {key}");
-        let built = codec::encode(event, 0, Some(30));
+        let built = codec::encode(event, 0, RETENTION_DAYS);
         if let Err(broken) = check_item(event, &built) {
             panic!("item DynamoDB would refuse: {broken}");
         }
     }
+    for part in &parsed.unparsed {
+        let record = new_record(provider.name(), part, Some("application/json"), 0);
+        if let Err(broken) = check_record(&record, &record_item(&record)) {
+            panic!("quarantine record DynamoDB would refuse: {broken}");
+        }
+    }
+}
+
+/// A single event `parse_each` quarantined: `parse` alone refuses it, with the same code.
+fn check_event_part(provider: &dyn Provider, part: &Unparsed) {
+    match provider.parse(&part.body) {
+        Ok(_) => panic!("an event quarantined as {} parses alone", part.code),
+        Err(again) => assert_eq!(
+            again.code(),
+            part.code,
+            "an event quarantined alone fails otherwise"
+        ),
+    }
+}
+
+/// A quarantine record of `part` as the fuzz targets build it (the events' retention).
+pub fn new_record<'a>(
+    provider: &'a str,
+    part: &'a Unparsed,
+    content_type: Option<&'a str>,
+    received_at_ms: i64,
+) -> NewRecord<'a> {
+    NewRecord {
+        provider,
+        part,
+        content_type,
+        received_at_ms,
+        retention_days: RETENTION_DAYS,
+    }
+}
+
+/// The record's item as `DynamoStore` builds it without a raw archive:
+/// `quarantine::draft`, then the body inline, compressed or cut (`with_body`).
+pub fn record_item(record: &NewRecord<'_>) -> Item {
+    let (draft, placement) = quarantine::draft(record);
+    quarantine::with_body(draft, &record.part.body, placement)
 }
 
 /// DynamoDB's limit on attribute names: at least one byte, less than 64 KB.
@@ -70,38 +152,16 @@ pub fn check_item(
     event: &EmailEvent,
     item: &HashMap<String, AttributeValue>,
 ) -> Result<(), String> {
-    let keys = [
-        (codec::PARTITION_KEY, codec::MAX_PARTITION_KEY_BYTES, true),
-        (codec::SORT_KEY, codec::MAX_SORT_KEY_BYTES, true),
-        (codec::RECIPIENT, codec::MAX_PARTITION_KEY_BYTES, false),
-        (codec::SUPPRESSION, codec::MAX_PARTITION_KEY_BYTES, false),
-    ];
-    for (name, max, required) in keys {
-        match item.get(name) {
-            None if required => return Err(format!("key attribute {name} missing")),
-            None => {}
-            Some(AttributeValue::S(v)) if !v.is_empty() && v.len() <= max => {}
-            Some(AttributeValue::S(v)) => {
-                return Err(format!(
-                    "key attribute {name} of {} bytes (1..={max})",
-                    v.len()
-                ));
-            }
-            Some(_) => return Err(format!("key attribute {name} is not a string")),
-        }
-    }
-    let mut size = 0;
-    for (name, value) in item {
-        check_name(name)?;
-        check_value(value, 1).map_err(|e| format!("attribute {}: {e}", printable(name)))?;
-        size += name.len() + documented_size(value);
-    }
-    if size > codec::MAX_ITEM_BYTES {
-        return Err(format!(
-            "item of {size} bytes (max {})",
-            codec::MAX_ITEM_BYTES
-        ));
-    }
+    check_keys(
+        item,
+        &[
+            (codec::PARTITION_KEY, codec::MAX_PARTITION_KEY_BYTES, true),
+            (codec::SORT_KEY, codec::MAX_SORT_KEY_BYTES, true),
+            (codec::RECIPIENT, codec::MAX_PARTITION_KEY_BYTES, false),
+            (codec::SUPPRESSION, codec::MAX_PARTITION_KEY_BYTES, false),
+        ],
+    )?;
+    check_attributes(item)?;
     let truncated = item.get("fields_truncated") == Some(&AttributeValue::Bool(true));
     for (name, map) in [("metadata", &event.metadata), ("details", &event.details)] {
         match item.get(name) {
@@ -121,6 +181,102 @@ pub fn check_item(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks `item`, built for `record`, against DynamoDB's rules for a `PutItem`
+/// into the events table (those of [`check_item`]: key sizes, names, nesting,
+/// numbers, sets, 400 KB), that it keys no index and can never be read as an
+/// event, and that it reads back as the record it was built from: its provider,
+/// id, error code and scope, and its body whole (or, cut to fit, a prefix of it).
+pub fn check_record(record: &NewRecord<'_>, item: &Item) -> Result<(), String> {
+    check_keys(
+        item,
+        &[
+            (codec::PARTITION_KEY, codec::MAX_PARTITION_KEY_BYTES, true),
+            (codec::SORT_KEY, codec::MAX_SORT_KEY_BYTES, true),
+        ],
+    )?;
+    if let Some(name) = [codec::RECIPIENT, codec::SUPPRESSION, codec::PROVIDER]
+        .into_iter()
+        .find(|name| item.contains_key(*name))
+    {
+        return Err(format!(
+            "record carries {name}: it would be read as an event"
+        ));
+    }
+    if quarantine::is_event_item(item) {
+        return Err("record keyed as an event".into());
+    }
+    check_attributes(item)?;
+    let Some(stored) = quarantine::decode(item) else {
+        return Err("record does not read back".into());
+    };
+    let part = record.part;
+    let read_back = (
+        stored.provider.as_str(),
+        stored.id,
+        stored.error_code.as_str(),
+        stored.scope,
+    );
+    let built = (
+        record.provider,
+        quarantine::record_id(&part.body),
+        part.code,
+        part.scope,
+    );
+    if read_back != built {
+        return Err(format!(
+            "record reads back as {read_back:?}, built as {built:?}"
+        ));
+    }
+    if stored.body_bytes != part.body.len() as u64 {
+        return Err(format!(
+            "body_bytes {} of a {}-byte body",
+            stored.body_bytes,
+            part.body.len()
+        ));
+    }
+    match stored.body {
+        StoredBody::Inline(body) if body == part.body => Ok(()),
+        StoredBody::Truncated(kept) if part.body.starts_with(&kept) => Ok(()),
+        _ => Err(format!("the {}-byte body is not kept", part.body.len())),
+    }
+}
+
+/// Checks key attributes `(name, max bytes, required)`: non-empty strings of at most `max` bytes.
+fn check_keys(item: &Item, keys: &[(&str, usize, bool)]) -> Result<(), String> {
+    for &(name, max, required) in keys {
+        match item.get(name) {
+            None if required => return Err(format!("key attribute {name} missing")),
+            None => {}
+            Some(AttributeValue::S(v)) if !v.is_empty() && v.len() <= max => {}
+            Some(AttributeValue::S(v)) => {
+                return Err(format!(
+                    "key attribute {name} of {} bytes (1..={max})",
+                    v.len()
+                ));
+            }
+            Some(_) => return Err(format!("key attribute {name} is not a string")),
+        }
+    }
+    Ok(())
+}
+
+/// Checks every attribute's name and value, and the item's documented size.
+fn check_attributes(item: &Item) -> Result<(), String> {
+    let mut size = 0;
+    for (name, value) in item {
+        check_name(name)?;
+        check_value(value, 1).map_err(|e| format!("attribute {}: {e}", printable(name)))?;
+        size += name.len() + documented_size(value);
+    }
+    if size > codec::MAX_ITEM_BYTES {
+        return Err(format!(
+            "item of {size} bytes (max {})",
+            codec::MAX_ITEM_BYTES
+        ));
     }
     Ok(())
 }
@@ -258,6 +414,7 @@ pub fn render_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
 
     #[test]
     fn round_trips_method_target_headers_and_body() {
@@ -352,6 +509,60 @@ mod tests {
             "32 levels, the leaf included"
         );
         assert!(with("x", nested(33)).is_err(), "33 levels");
+    }
+
+    #[test]
+    fn the_record_checker_passes_what_the_store_builds_and_refuses_what_dynamodb_refuses() {
+        let error = providers::ParseError::NoEvents;
+        let part = Unparsed::event(b"{\"a\":1}".to_vec(), &error);
+        let record = new_record("sendgrid", &part, Some("application/json"), 0);
+        let good = record_item(&record);
+        assert_eq!(check_record(&record, &good), Ok(()));
+        // A body too large for the item, and incompressible: cut, and still accepted.
+        let mut noise = Vec::new();
+        let mut block = sha2::Sha256::digest(b"seed");
+        while noise.len() < 600_000 {
+            noise.extend_from_slice(&block);
+            block = sha2::Sha256::digest(block);
+        }
+        let large = Unparsed::whole(&noise, &error);
+        let cut = new_record("sendgrid", &large, None, 0);
+        assert_eq!(check_record(&cut, &record_item(&cut)), Ok(()));
+        let with = |name: &str, value: AttributeValue| {
+            let mut bad = good.clone();
+            bad.insert(name.to_owned(), value);
+            check_record(&record, &bad)
+        };
+        let s = |text: &str| AttributeValue::S(text.to_owned());
+        let blob = |bytes: &[u8]| AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes));
+        assert!(
+            with(codec::PARTITION_KEY, s(&"x".repeat(2049))).is_err(),
+            "long key"
+        );
+        assert!(
+            with(codec::SORT_KEY, s("2026-01-01T00:00:00Z#x#y")).is_err(),
+            "an event's key"
+        );
+        assert!(
+            with(codec::RECIPIENT, s("a@b.c")).is_err(),
+            "in the recipient index"
+        );
+        assert!(with(quarantine::BODY, blob(b"{}")).is_err(), "body lost");
+        assert!(
+            with(quarantine::ERROR_CODE, s("other")).is_err(),
+            "code lost"
+        );
+        assert!(
+            with("x", s(&"v".repeat(codec::MAX_ITEM_BYTES))).is_err(),
+            "large item"
+        );
+        assert!(
+            with("x", AttributeValue::N("1e".into())).is_err(),
+            "bad number"
+        );
+        let mut no_body = good.clone();
+        no_body.remove(quarantine::BODY);
+        assert!(check_record(&record, &no_body).is_err(), "no body");
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Fuzzes the whole request path — route, headers, authentication, parsing,
-//! item building — through `App::handle`, with an in-memory store that checks
-//! every built item against DynamoDB's documented rules
-//! (`fuzz_support::check_item`) and, for the first and then every 64th store,
-//! also writes the items into the embedded DynamoDB emulator (the first, so that
-//! replaying one crash input takes that path too). Secrets: every provider's local
+//! item building, quarantine — through `App::handle`, with an in-memory store
+//! that builds every item as `DynamoStore` does and checks it against
+//! DynamoDB's documented rules (`fuzz_support::check_item` for events,
+//! `fuzz_support::check_record` for quarantine records) and, for the first and
+//! then every 64th store, also writes the items into the embedded DynamoDB
+//! emulator (the first, so that replaying one crash input takes that path too):
+//! events with a plain put, records with the store's own conditional put
+//! (`quarantine::put`). Secrets: every provider's local
 //! development secret (the seeds in `seeds/request/` are signed with them); the
 //! timestamp window is off so signed seeds stay valid.
 #![no_main]
@@ -13,9 +16,11 @@ use std::sync::{Arc, OnceLock};
 
 use mailhooks::auth::FixedClock;
 use mailhooks::event::EmailEvent;
-use mailhooks::fuzz_support::check_item;
+use mailhooks::fuzz_support::{check_item, check_record, new_record, record_item};
 use mailhooks::local_server::{self, LocalOptions, LocalStack};
-use mailhooks::store::{ClaimOutcome, EventStore, PutOutcome, ReplayClaim, StoreError, codec};
+use mailhooks::providers::Unparsed;
+use mailhooks::store::codec::{self, Item};
+use mailhooks::store::{ClaimOutcome, EventStore, PutOutcome, QuarantineOutcome, ReplayClaim, StoreError, quarantine};
 use mailhooks::{App, Config};
 
 /// Table of the embedded emulator.
@@ -30,9 +35,27 @@ struct ItemBuildingStore {
     stores: AtomicU64,
 }
 
+impl ItemBuildingStore {
+    /// Whether this store (of events or of quarantined parts) also goes to the emulator.
+    fn to_emulator(&self) -> bool {
+        self.stores.fetch_add(1, Ordering::Relaxed).is_multiple_of(EMULATOR_EVERY)
+    }
+
+    /// Deletes a written item again, so that the in-memory table does not grow over a long run.
+    async fn forget(&self, item: &Item) {
+        let mut delete = self.emulator.client.delete_item().table_name(TABLE);
+        for name in [codec::PARTITION_KEY, codec::SORT_KEY] {
+            delete = delete.key(name, item.get(name).cloned().unwrap_or_else(|| panic!("no {name}")));
+        }
+        if let Err(err) = delete.send().await {
+            panic!("the emulator did not delete an item: {err:?}");
+        }
+    }
+}
+
 impl EventStore for ItemBuildingStore {
     async fn put_events(&self, events: &[EmailEvent], received_at_ms: i64) -> Result<PutOutcome, StoreError> {
-        let to_emulator = self.stores.fetch_add(1, Ordering::Relaxed).is_multiple_of(EMULATOR_EVERY);
+        let to_emulator = self.to_emulator();
         for event in events {
             let built = codec::encode(event, received_at_ms, Some(30));
             if let Err(broken) = check_item(event, &built) {
@@ -41,21 +64,43 @@ impl EventStore for ItemBuildingStore {
             if !to_emulator {
                 continue;
             }
-            let key = [codec::PARTITION_KEY, codec::SORT_KEY].map(|k| (k, built.get(k).cloned()));
             let client = &self.emulator.client;
-            if let Err(err) = client.put_item().table_name(TABLE).set_item(Some(built)).send().await {
+            if let Err(err) = client.put_item().table_name(TABLE).set_item(Some(built.clone())).send().await {
                 panic!("the emulator refused an item: {err:?}");
             }
-            // Deleted again so that the in-memory table does not grow over a long run.
-            let mut delete = client.delete_item().table_name(TABLE);
-            for (name, value) in key {
-                delete = delete.key(name, value.unwrap_or_else(|| panic!("no {name}")));
-            }
-            if let Err(err) = delete.send().await {
-                panic!("the emulator did not delete an item: {err:?}");
-            }
+            self.forget(&built).await;
         }
         Ok(PutOutcome { stored: events.len(), ..PutOutcome::default() })
+    }
+
+    /// Builds each part's record as `DynamoStore` does without a raw archive
+    /// (`quarantine::draft`, then `with_body`) and checks it; on the emulator's
+    /// schedule writes it with the store's conditional put, which must find it new
+    /// (every record written is deleted again).
+    async fn quarantine(
+        &self,
+        provider: &str,
+        parts: &[Unparsed],
+        content_type: Option<&str>,
+        received_at_ms: i64,
+    ) -> Result<QuarantineOutcome, StoreError> {
+        let to_emulator = self.to_emulator();
+        for part in parts {
+            let record = new_record(provider, part, content_type, received_at_ms);
+            let built = record_item(&record);
+            if let Err(broken) = check_record(&record, &built) {
+                panic!("quarantine record DynamoDB would refuse: {broken}");
+            }
+            if !to_emulator {
+                continue;
+            }
+            match quarantine::put(&self.emulator.client, TABLE, built.clone()).await {
+                Ok(true) => self.forget(&built).await,
+                Ok(false) => panic!("a record deleted after its write was still there"),
+                Err(err) => panic!("the emulator refused a quarantine record: {err:?}"),
+            }
+        }
+        Ok(QuarantineOutcome { new: parts.len(), duplicates: 0 })
     }
 
     /// Keeps no claims, as it keeps no events: every claim is a first one.

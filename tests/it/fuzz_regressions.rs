@@ -1,6 +1,7 @@
 //! Replays every input in `fuzz/regressions/<target>/` (crashes found by
-//! `fuzz/run.sh`, plus hand-picked nasty inputs) and the request seeds on every
-//! `cargo test`: none may panic, and every request gets a known status.
+//! `fuzz/run.sh`, plus hand-picked nasty inputs) and the fuzz seeds on every
+//! `cargo test`: none may panic or break the parser invariants
+//! (`fuzz_support::check_parser`), and every request gets a known status.
 
 use std::path::PathBuf;
 
@@ -42,6 +43,23 @@ fn parser_regressions_do_not_panic() {
         let outcome = std::panic::catch_unwind(|| mailhooks::providers::mime_words::decode(&text));
         assert!(outcome.is_ok(), "{name} panics");
     }
+}
+
+/// The `parsers` target's seeds: every fixture of every provider through every
+/// parser, with the target's invariants (`fuzz_support::check_parser`: `parse`
+/// and `parse_each` agree, every event and every quarantine record storable).
+#[test]
+fn parser_seeds_meet_the_parser_invariants() {
+    let mut seen = 0;
+    for provider in provider_names() {
+        for (name, body) in fixtures(provider) {
+            let outcome =
+                std::panic::catch_unwind(|| mailhooks::fuzz_support::check_all_parsers(&body));
+            assert!(outcome.is_ok(), "{provider}/{name} breaks an invariant");
+            seen += 1;
+        }
+    }
+    assert!(seen > 100, "the fixtures are there: {seen}");
 }
 
 /// The request seeds: every fixture of every provider as a signed request, with
