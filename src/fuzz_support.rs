@@ -78,7 +78,7 @@ pub fn check_parser(provider: &str, data: &[u8]) {
             }
         }
     }
-    codec::quarantine_unkeyable(&mut parsed);
+    codec::quarantine_unkeyable(data, &mut parsed);
     for event in &parsed.events {
         assert!(!event.message_id.is_empty(), "empty message id");
         let key = codec::sort_key(event);
