@@ -18,6 +18,7 @@ use crate::store::codec::{
     self, INLINE_RAW_ATTRIBUTES, Item, PARTITION_KEY, PROVIDER, RECEIPT_ATTRIBUTES, SORT_KEY,
     StoredRaw,
 };
+use crate::store::errors::unless_condition_failed;
 use crate::store::quarantine::is_event_item;
 
 /// What [`EventsTable::renormalize`] looks at and whether it writes.
@@ -429,17 +430,8 @@ impl EventsTable {
             .expression_attribute_names("#pk", PARTITION_KEY)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(self.classify(err)),
-        }
+        let written = unless_condition_failed(result).map_err(|e| self.classify(e))?;
+        Ok(written.is_some())
     }
 
     /// Deletes the old item (if it still exists) and puts the new one, in one

@@ -6,7 +6,7 @@
 //! then every 64th store, also writes the items into the embedded DynamoDB
 //! emulator (the first, so that replaying one crash input takes that path too):
 //! events with a plain put, records with the store's own conditional put
-//! (`quarantine::put`). Secrets: every provider's local
+//! (`store::put_if_new`). Secrets: every provider's local
 //! development secret (the seeds in `seeds/request/` are signed with them); the
 //! timestamp window is off so signed seeds stay valid.
 #![no_main]
@@ -94,7 +94,7 @@ impl EventStore for ItemBuildingStore {
             if !to_emulator {
                 continue;
             }
-            match quarantine::put(&self.emulator.client, TABLE, built.clone()).await {
+            match mailhooks::store::put_if_new(&self.emulator.client, TABLE, built.clone()).await {
                 Ok(true) => self.forget(&built).await,
                 Ok(false) => panic!("a record deleted after its write was still there"),
                 Err(err) => panic!("the emulator refused a quarantine record: {err:?}"),

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::store::codec::{self, SORT_KEY};
+use crate::store::codec::{self, Item, SORT_KEY};
 use crate::store::errors::{FailureKind, SdkFailure, classify};
 use crate::store::quarantine::is_event_item;
 
@@ -146,7 +146,21 @@ impl EventsTable {
         &self,
         request: QueryFluentBuilder,
     ) -> Result<Vec<StoredEvent>, QueryError> {
-        let mut events = Vec::new();
+        // Replay claims and quarantine records share the table, never an
+        // event's key (store::replay, store::quarantine).
+        self.query_all(request, |item| {
+            is_event_item(item).then(|| codec::decode(item))
+        })
+        .await
+    }
+
+    /// Every item a Query matches, page after page, that `decode` reads.
+    async fn query_all<T>(
+        &self,
+        request: QueryFluentBuilder,
+        decode: impl Fn(&Item) -> Option<T>,
+    ) -> Result<Vec<T>, QueryError> {
+        let mut decoded = Vec::new();
         let mut start = None;
         loop {
             let page = request
@@ -155,17 +169,10 @@ impl EventsTable {
                 .send()
                 .await
                 .map_err(|e| self.classify(e))?;
-            // Replay claims and quarantine records share the table, never an
-            // event's key (store::replay, store::quarantine).
-            events.extend(
-                page.items()
-                    .iter()
-                    .filter(|item| is_event_item(item))
-                    .map(codec::decode),
-            );
+            decoded.extend(page.items().iter().filter_map(&decode));
             start = page.last_evaluated_key;
             if start.is_none() {
-                return Ok(events);
+                return Ok(decoded);
             }
         }
     }

@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use super::{EventsTable, QueryError};
 use crate::providers::{self, Inbound, Parsed, PartScope, Provider};
 use crate::store::codec::{self, PARTITION_KEY, SORT_KEY};
+use crate::store::errors::unless_condition_failed;
 use crate::store::quarantine::{
     self, LISTED_ATTRIBUTES, MAX_RESOLVED_KEYS, RESOLVED_AT, RESOLVED_COUNT, RESOLVED_INTO,
     SORT_PREFIX, StoredBody, StoredRecord,
@@ -313,17 +314,8 @@ impl EventsTable {
             .expression_attribute_values(":into", AttributeValue::L(into))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(self.classify(err)),
-        }
+        unless_condition_failed(result).map_err(|e| self.classify(e))?;
+        Ok(())
     }
 
     /// The records of one provider whose id starts with `id_prefix` ("" for
@@ -360,21 +352,7 @@ impl EventsTable {
             }
             request = request.projection_expression(names.join(", "));
         }
-        let mut records = Vec::new();
-        let mut start = None;
-        loop {
-            let page = request
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.classify(e))?;
-            records.extend(page.items().iter().filter_map(quarantine::decode));
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(records);
-            }
-        }
+        self.query_all(request, quarantine::decode).await
     }
 }
 

@@ -19,7 +19,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use super::archive::RawArchive;
 use super::batch;
 use super::codec::{self, Item, PARTITION_KEY};
-use super::errors::store_error;
+use super::errors::{store_error, unless_condition_failed};
 use super::insert::{self, Inserted};
 use super::quarantine::{self, NewRecord, Placement};
 use super::{
@@ -128,7 +128,7 @@ impl DynamoStore {
                 quarantine::with_body(draft, &record.part.body, placement)
             }
         };
-        quarantine::put(&self.client, &self.table, item).await
+        put_if_new(&self.client, &self.table, item).await
     }
 
     async fn put_one(
@@ -136,27 +136,30 @@ impl DynamoStore {
         event: &EmailEvent,
         received_at_ms: i64,
     ) -> Result<Written, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.item_for(event, received_at_ms).await?))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Written::New),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Written::Duplicate)
-            }
-            Err(err) => Err(store_error(err)),
-        }
+        let item = self.item_for(event, received_at_ms).await?;
+        Ok(if put_if_new(&self.client, &self.table, item).await? {
+            Written::New
+        } else {
+            Written::Duplicate
+        })
     }
+}
+
+/// Writes `item` unless an item with its key is stored (`attribute_not_exists`
+/// on the partition key): `true` when written, `false` when it was there (and
+/// is left untouched). Events and quarantine records are written this way.
+pub async fn put_if_new(client: &Client, table: &str, item: Item) -> Result<bool, StoreError> {
+    let result = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", PARTITION_KEY)
+        .send()
+        .await;
+    Ok(unless_condition_failed(result)
+        .map_err(store_error)?
+        .is_some())
 }
 
 impl EventStore for DynamoStore {

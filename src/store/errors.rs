@@ -102,6 +102,27 @@ where
     classify(err).into()
 }
 
+/// A conditional call's result with its condition's failure told apart:
+/// `Ok(Some(output))` when it was carried out, `Ok(None)` when DynamoDB
+/// refused it for its condition (`ConditionalCheckFailedException`).
+pub fn unless_condition_failed<O, E, R>(
+    result: Result<O, SdkError<E, R>>,
+) -> Result<Option<O>, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(err)
+            if err.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
 /// An error and its sources on one line (`a: b: c`), leaving out a source whose
 /// text its parent already shows.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -27,7 +27,7 @@ use std::future::Future;
 use crate::event::{EmailEvent, EventType};
 use crate::providers::Unparsed;
 
-pub use dynamodb::DynamoStore;
+pub use dynamodb::{DynamoStore, put_if_new};
 
 /// What a write of several events did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

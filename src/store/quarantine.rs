@@ -8,7 +8,8 @@
 //!
 //! - partition key `quarantine#<provider>`: one Query lists a provider's records;
 //! - sort key `#quarantine#<hex SHA-256 of the kept body>`: content-derived, so
-//!   the same bad body retried is one record (a conditional put), and starting
+//!   the same bad body retried is one record (a conditional put,
+//!   [`put_if_new`](super::put_if_new)), and starting
 //!   with `#`, never a digit, so no event (whose sort key starts with its RFC 3339
 //!   time) can share its key, whatever message id a provider sends;
 //! - no `recipient`, `suppression` or `provider` attribute: in neither index,
@@ -19,16 +20,13 @@
 //!   without an archive cut to what fits (`body_truncated`);
 //! - the TTL of events, so records expire with the events around them.
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
-use super::StoreError;
 use super::codec::{
     Item, PARTITION_KEY, RECEIVED_AT, SORT_KEY, TTL_ATTRIBUTE, estimate_item, gunzip, gzip,
 };
-use super::errors::store_error;
 use crate::event::format_rfc3339_ms;
 use crate::providers::{PartScope, Unparsed};
 
@@ -221,29 +219,6 @@ pub fn with_archived_body(mut item: Item, bucket: &str, key: &str) -> Item {
     item.insert(BODY_S3_BUCKET.into(), AttributeValue::S(bucket.to_owned()));
     item.insert(BODY_S3_KEY.into(), AttributeValue::S(key.to_owned()));
     item
-}
-
-/// Writes a record unless it is already there: `true` when new.
-pub async fn put(client: &Client, table: &str, item: Item) -> Result<bool, StoreError> {
-    let result = client
-        .put_item()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(#pk)")
-        .expression_attribute_names("#pk", PARTITION_KEY)
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(false)
-        }
-        Err(err) => Err(store_error(err)),
-    }
 }
 
 /// Where a stored record's body is.

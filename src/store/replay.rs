@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::codec::{Item, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
-use super::errors::store_error;
+use super::errors::{store_error, unless_condition_failed};
 use super::{ClaimOutcome, ReplayClaim, StoreError};
 
 /// Sort key of every claim item: never an event's (those start with a digit).
@@ -85,19 +85,12 @@ pub async fn claim(
         .return_values(ReturnValue::AllOld)
         .send()
         .await;
-    match result {
-        Ok(output) if output.attributes().is_some_and(|old| !old.is_empty()) => {
+    match unless_condition_failed(result).map_err(store_error)? {
+        Some(output) if output.attributes().is_some_and(|old| !old.is_empty()) => {
             Ok(ClaimOutcome::SameBody)
         }
-        Ok(_) => Ok(ClaimOutcome::New),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(ClaimOutcome::OtherBody)
-        }
-        Err(err) => Err(store_error(err)),
+        Some(_) => Ok(ClaimOutcome::New),
+        None => Ok(ClaimOutcome::OtherBody),
     }
 }
 
